@@ -1,0 +1,1 @@
+"""Shared on-disk symbol cache and symbol suppliers. Installed as `procsupervisor.cache`."""

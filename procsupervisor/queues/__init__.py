@@ -1,0 +1,1 @@
+"""Crash-id queues: the embedded filesystem spool and RabbitMQ, behind one interface."""

@@ -1,0 +1,1 @@
+"""Crash storage: where raw crashes come from and where processed crashes go."""

@@ -1,0 +1,60 @@
+"""Storage interfaces (DESIGN.md section 7).
+
+A *source* gives a worker the raw crash, its dumps and (for reprocessing) the processed crash
+saved earlier. A *destination* saves a processed crash. Backends raise the two exceptions below
+so the worker can report the right outcome to the supervisor (DESIGN.md section 5).
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping
+from typing import Any
+
+# The main dump's canonical name; Socorro stores it under the key name "dump".
+MAIN_DUMP_NAME = "upload_file_minidump"
+
+
+class CrashNotFound(Exception):
+    """The crash (or the part asked for) does not exist in the source: outcome `not_found`."""
+
+
+class TransientStorageError(Exception):
+    """Any other failure talking to storage: outcome `transient` (retried later)."""
+
+
+class CrashSource(abc.ABC):
+    """Read side. Implementations validate the crash id before building any key."""
+
+    @abc.abstractmethod
+    def get_raw_crash(self, crash_id: str) -> dict[str, Any]: ...
+
+    @abc.abstractmethod
+    def get_dumps(self, crash_id: str) -> dict[str, bytes]:
+        """Dump name -> bytes. The main dump is returned as `upload_file_minidump`."""
+
+    @abc.abstractmethod
+    def get_processed(self, crash_id: str) -> dict[str, Any]:
+        """The processed crash saved earlier; raises CrashNotFound if there is none."""
+
+    def save_raw_crash(
+        self, raw_crash: Mapping[str, Any], dumps: Mapping[str, bytes], crash_id: str
+    ) -> None:
+        """Store a new raw crash and its dumps (used by `submit`, not by workers)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot store raw crashes")
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release clients (called when a worker exits)."""
+
+
+class CrashDestination(abc.ABC):
+    """Write side. Saving the same crash twice must be harmless (upsert by crash id)."""
+
+    name: str = "destination"
+
+    @abc.abstractmethod
+    def save_processed(self, raw_crash: Mapping[str, Any], processed_crash: Mapping[str, Any]) -> None:
+        """Raise TransientStorageError (or any exception) on failure."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release clients (called when a worker exits)."""

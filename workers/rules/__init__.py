@@ -1,0 +1,1 @@
+"""Processing rules: each one small; a failing rule becomes a processor note."""

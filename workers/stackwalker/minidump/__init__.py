@@ -1,0 +1,1 @@
+"""Stackwalker part: minidump (see workers/stackwalker/__init__.py)."""

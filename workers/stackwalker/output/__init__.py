@@ -1,0 +1,1 @@
+"""Stackwalker part: output (see workers/stackwalker/__init__.py)."""

@@ -1,0 +1,1 @@
+"""Stackwalker part: symbols (see workers/stackwalker/__init__.py)."""

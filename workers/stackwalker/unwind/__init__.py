@@ -1,0 +1,1 @@
+"""Stackwalker part: unwind (see workers/stackwalker/__init__.py)."""
