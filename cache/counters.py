@@ -1,0 +1,89 @@
+"""Per-process symbol cache counters, mirrored to statsd as they change."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from procsupervisor.metrics import Metrics, NullMetrics
+
+METRIC_PREFIX = "processor.symbolcache"
+
+
+@dataclass
+class CacheCounters:
+    memory_hits: int = 0
+    disk_hits: int = 0
+    misses: int = 0
+    negative_hits: int = 0
+    # a miss that found the index stored by another worker after waiting for its lock
+    peer_fills: int = 0
+    downloads: int = 0
+    download_bytes: int = 0
+    download_seconds: float = 0.0
+    parse_seconds: float = 0.0
+    parse_errors: int = 0
+    evictions: int = 0
+    corrupt: int = 0
+    supplier_errors: int = 0
+    store_errors: int = 0
+    lock_timeouts: int = 0
+    unsafe_names: int = 0
+
+    def as_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+
+class CounterSink:
+    """Counts locally and sends the same event to statsd."""
+
+    def __init__(self, metrics: Metrics | None = None) -> None:
+        self.metrics: Metrics = metrics or NullMetrics()
+        self.counters = CacheCounters()
+
+    def hit(self, tier: str) -> None:
+        if tier == "memory":
+            self.counters.memory_hits += 1
+        else:
+            self.counters.disk_hits += 1
+        self.metrics.incr(f"{METRIC_PREFIX}.hit", tags={"tier": tier})
+
+    def event(self, name: str, value: int = 1, tags: dict[str, str] | None = None) -> None:
+        """Add `value` to the counter `name` and send `processor.symbolcache.<name>`."""
+        if not value:
+            return
+        setattr(self.counters, name, getattr(self.counters, name) + value)
+        self.metrics.incr(f"{METRIC_PREFIX}.{_metric_name(name)}", value, tags=tags)
+
+    def download(self, supplier: str, transferred: int, seconds: float) -> None:
+        self.counters.downloads += 1
+        self.counters.download_bytes += transferred
+        self.counters.download_seconds += seconds
+        tags = {"supplier": supplier}
+        self.metrics.incr(f"{METRIC_PREFIX}.download", tags=tags)
+        self.metrics.incr(f"{METRIC_PREFIX}.download_bytes", transferred, tags=tags)
+        self.metrics.timing(f"{METRIC_PREFIX}.download_time", seconds * 1000.0, tags=tags)
+
+    def parsed(self, seconds: float) -> None:
+        self.counters.parse_seconds += seconds
+        self.metrics.timing(f"{METRIC_PREFIX}.parse_time", seconds * 1000.0)
+
+    def size(self, size_bytes: int, entries: int) -> None:
+        self.metrics.gauge(f"{METRIC_PREFIX}.size_bytes", size_bytes)
+        self.metrics.gauge(f"{METRIC_PREFIX}.entries", entries)
+
+
+_METRIC_NAMES = {
+    "misses": "miss",
+    "negative_hits": "negative_hit",
+    "peer_fills": "peer_fill",
+    "parse_errors": "parse_error",
+    "evictions": "eviction",
+    "supplier_errors": "supplier_error",
+    "store_errors": "store_error",
+    "lock_timeouts": "lock_timeout",
+    "unsafe_names": "unsafe_name",
+}
+
+
+def _metric_name(counter: str) -> str:
+    return _METRIC_NAMES.get(counter, counter)

@@ -1,0 +1,23 @@
+"""Local symbol directories in Breakpad's layout (`minidump_stackwalk <dump> <root>`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from procsupervisor.cache.supplier_base import FetchedSymbols
+
+
+class LocalDirectorySupplier:
+    kind = "dir"
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def __repr__(self) -> str:
+        return f"LocalDirectorySupplier({str(self.root)!r})"
+
+    def fetch(self, relpath: str, workdir: Path) -> FetchedSymbols | None:
+        path = self.root / relpath
+        if not path.is_file():
+            return None
+        return FetchedSymbols(path=path, transferred_bytes=0, temporary=False, origin=str(path))

@@ -1,0 +1,5 @@
+"""`python -m procsupervisor ...` is the same as the `procsupervisor` command."""
+
+from procsupervisor.cli import main
+
+main()

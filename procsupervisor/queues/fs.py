@@ -1,0 +1,192 @@
+"""The embedded `fs` queue: a spool directory with crash-safe claims (DESIGN.md sections 4, 5).
+
+    <spool>/ready/<queue>/<ready_at_ns>-<pid>-<seq>   waiting messages (JSON), oldest name first
+    <spool>/inflight/<queue>/<same name>               claimed by the supervisor (atomic rename)
+    <spool>/deadletter/<name>                          dead letters with origin, attempts, reason
+    <spool>/tmp/                                       files being written, renamed when complete
+
+The name starts with the time the message becomes deliverable, so a sorted listing is the
+delivery order and a retry with backoff is just a message whose name lies in the future. What a
+dead supervisor left in `inflight` goes back to `ready` under its old name (first in line) on the
+next start. Writers always write into `tmp` and rename, so a reader never sees half a message.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import time
+from collections import deque
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from procsupervisor.metrics import Metrics
+from procsupervisor.queues.base import DEFAULT_QUEUE_NAMES, CrashQueue, Delivery
+
+MAX_BODY_CHARS = 200
+# How often an exhausted in-memory listing may be refreshed from the directory. A listing is
+# the expensive part of a claim, and a waiting message is found at most this late.
+RELIST_INTERVAL_S = 0.02
+
+
+class FSQueue(CrashQueue):
+    def __init__(self, spool: Path, queue_names: tuple[str, ...] = DEFAULT_QUEUE_NAMES) -> None:
+        self.spool = Path(spool)
+        self.queue_names = tuple(queue_names)
+        self._ready = {q: self.spool / "ready" / q for q in self.queue_names}
+        self._inflight = {q: self.spool / "inflight" / q for q in self.queue_names}
+        self._dead = self.spool / "deadletter"
+        self._tmp = self.spool / "tmp"
+        for folder in (*self._ready.values(), *self._inflight.values(), self._dead, self._tmp):
+            folder.mkdir(parents=True, exist_ok=True)
+        self._pending: dict[str, deque[str]] = {q: deque() for q in self.queue_names}
+        self._listed_at: dict[str, float] = dict.fromkeys(self.queue_names, float("-inf"))
+        self._seq = itertools.count()
+
+    @classmethod
+    def from_options(
+        cls, options: Mapping[str, str], *, data_dir: Path, metrics: Metrics
+    ) -> FSQueue:
+        spool = options.get("spool") or ""
+        return cls(Path(spool) if spool else Path(data_dir) / "queue")
+
+    # -- producing ----------------------------------------------------------------------------
+
+    def publish(self, queue: str, body: str) -> None:
+        self._put(queue, {"body": _checked_body(body), "attempt": 1}, delay_s=0.0)
+
+    def _put(self, queue: str, message: dict[str, Any], delay_s: float) -> None:
+        ready_ns = time.time_ns() + int(delay_s * 1e9)
+        name = f"{ready_ns:020d}-{os.getpid()}-{next(self._seq):010d}"
+        self._write_atomically(self._folder(self._ready, queue) / name, message)
+
+    def _write_atomically(self, path: Path, message: Mapping[str, Any]) -> None:
+        tmp = self._tmp / path.name
+        tmp.write_text(json.dumps(message), encoding="utf-8")
+        os.rename(tmp, path)
+
+    # -- consuming ----------------------------------------------------------------------------
+
+    def get(self, queue: str) -> Delivery | None:
+        ready = self._folder(self._ready, queue)
+        inflight = self._inflight[queue]
+        pending = self._pending[queue]
+        now_ns = time.time_ns()
+        for _ in range(2):
+            while pending and int(pending[0][:20]) <= now_ns:
+                name = pending.popleft()
+                try:
+                    os.rename(ready / name, inflight / name)
+                except FileNotFoundError:
+                    continue  # taken by `requeue`/another reader since the listing
+                return self._delivery(queue, inflight / name)
+            if time.monotonic() - self._listed_at[queue] < RELIST_INTERVAL_S:
+                return None
+            self._relist(queue)
+        return None
+
+    def _relist(self, queue: str) -> None:
+        names = sorted(n for n in os.listdir(self._ready[queue]) if n[:20].isdigit())
+        pending = self._pending[queue]
+        pending.clear()
+        pending.extend(names)
+        self._listed_at[queue] = time.monotonic()
+
+    def _delivery(self, queue: str, path: Path) -> Delivery:
+        try:
+            message = json.loads(path.read_bytes())
+            body = str(message["body"])
+            attempt = int(message.get("attempt", 1))
+        except (ValueError, KeyError, TypeError):
+            # A damaged message still has to end somewhere visible: deliver it with an empty
+            # body, which the supervisor dead-letters as an invalid crash id.
+            body, attempt, message = "", 1, {}
+        headers = {k: v for k, v in message.items() if k not in ("body", "attempt")}
+        return Delivery(queue=queue, body=body, attempt=attempt, tag=path, headers=headers)
+
+    def ack(self, delivery: Delivery) -> None:
+        _unlink(delivery.tag)
+
+    def retry(self, delivery: Delivery, reason: str, delay_s: float) -> None:
+        message = {"body": delivery.body, "attempt": delivery.attempt + 1, "reason": reason}
+        self._put(delivery.queue, message, delay_s=delay_s)
+        _unlink(delivery.tag)
+
+    def dead_letter(self, delivery: Delivery, reason: str) -> None:
+        message = {
+            "body": delivery.body,
+            "queue": delivery.queue,
+            "attempts": delivery.attempt,
+            "reason": reason,
+            "dead_lettered_at": time.time(),
+        }
+        name = f"{time.time_ns():020d}-{os.getpid()}-{next(self._seq):010d}"
+        self._write_atomically(self._dead / name, message)
+        _unlink(delivery.tag)
+
+    # -- maintenance --------------------------------------------------------------------------
+
+    def dead_letters(self) -> list[dict[str, Any]]:
+        """Every dead letter (body, queue, attempts, reason), oldest first."""
+        letters = []
+        for path in sorted(self._dead.iterdir()):
+            try:
+                letters.append(json.loads(path.read_bytes()))
+            except (OSError, ValueError):
+                continue
+        return letters
+
+    def requeue_dead(self) -> int:
+        moved = 0
+        for path in sorted(self._dead.iterdir()):
+            try:
+                letter = json.loads(path.read_bytes())
+            except FileNotFoundError:
+                continue
+            queue = letter.get("queue")
+            if queue not in self._ready:
+                queue = "normal" if "normal" in self._ready else self.queue_names[0]
+            self._put(queue, {"body": str(letter.get("body", "")), "attempt": 1}, delay_s=0.0)
+            _unlink(path)
+            moved += 1
+        return moved
+
+    def recover_in_flight(self) -> int:
+        recovered = 0
+        for queue, folder in self._inflight.items():
+            for name in os.listdir(folder):
+                os.rename(folder / name, self._ready[queue] / name)
+                recovered += 1
+            self._listed_at[queue] = float("-inf")
+        stale_before = time.time() - 60  # younger ones may belong to a live `submit`
+        for path in self._tmp.iterdir():
+            try:
+                if path.stat().st_mtime < stale_before:
+                    _unlink(path)  # half-written by a process that died mid-write
+            except FileNotFoundError:
+                continue
+        return recovered
+
+    def depths(self) -> dict[str, int]:
+        return {q: len(os.listdir(folder)) for q, folder in self._ready.items()}
+
+    def _folder(self, folders: dict[str, Path], queue: str) -> Path:
+        try:
+            return folders[queue]
+        except KeyError:
+            raise ValueError(f"unknown queue {queue!r} (known: {', '.join(self.queue_names)})")
+
+
+def _checked_body(body: str) -> str:
+    if not isinstance(body, str) or not body or len(body) > MAX_BODY_CHARS:
+        raise ValueError(f"queue message body must be 1-{MAX_BODY_CHARS} characters")
+    return body
+
+
+def _unlink(path: Any) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass

@@ -1,0 +1,151 @@
+"""The embedded `fs` crash storage: Socorro's S3 key layout (SOCORRO.md section 3) under a folder.
+
+    v2/raw_crash/<id[:3]>/<YYYYMMDD>/<id>   raw crash JSON
+    v1/dump_names/<id>                      JSON list of the original dump names
+    v1/dump/<id>                            the main dump (upload_file_minidump)
+    v1/<dump name>/<id>                     every other dump
+    v1/processed_crash/<id>                 processed crash JSON
+
+Every crash id is validated before a path is built, and dump names must be plain names. Files
+are written to a temporary name and renamed, so a reader never sees half a file; the raw crash is
+written last, so a raw crash that exists always has its dumps.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from procsupervisor import crashid
+from procsupervisor.metrics import Metrics
+from procsupervisor.storage import crashjson
+from procsupervisor.storage.base import (
+    MAIN_DUMP_NAME,
+    CrashDestination,
+    CrashNotFound,
+    CrashSource,
+    TransientStorageError,
+)
+
+# Dump names become path components: letters, digits, `_`, `-`, `.`; no leading dot.
+DUMP_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$")
+MAX_JSON_BYTES = 20 * 1024 * 1024
+
+
+class InvalidDumpName(ValueError):
+    pass
+
+
+def dump_key_name(dump_name: str) -> str:
+    """The key component a dump is stored under (Socorro stores the main dump as `dump`)."""
+    if dump_name in ("", MAIN_DUMP_NAME):
+        return "dump"
+    if not DUMP_NAME_RE.match(dump_name) or dump_name in ("raw_crash", "dump_names"):
+        raise InvalidDumpName(f"invalid dump name: {dump_name!r:.80}")
+    return dump_name
+
+
+class FSCrashStorage(CrashSource, CrashDestination):
+    name = "fs"
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    @classmethod
+    def from_options(
+        cls, options: Mapping[str, str], *, data_dir: Path, metrics: Metrics
+    ) -> FSCrashStorage:
+        root = options.get("root") or ""
+        return cls(Path(root) if root else Path(data_dir) / "crashes")
+
+    # -- keys ---------------------------------------------------------------------------------
+
+    def raw_crash_path(self, crash_id: str) -> Path:
+        crashid.validate(crash_id)
+        day = crashid.date_of(crash_id).strftime("%Y%m%d")
+        return self.root / "v2" / "raw_crash" / crash_id[:3] / day / crash_id
+
+    def dump_names_path(self, crash_id: str) -> Path:
+        return self.root / "v1" / "dump_names" / crashid.validate(crash_id)
+
+    def dump_path(self, crash_id: str, dump_name: str) -> Path:
+        return self.root / "v1" / dump_key_name(dump_name) / crashid.validate(crash_id)
+
+    def processed_crash_path(self, crash_id: str) -> Path:
+        return self.root / "v1" / "processed_crash" / crashid.validate(crash_id)
+
+    # -- read side ----------------------------------------------------------------------------
+
+    def get_raw_crash(self, crash_id: str) -> dict[str, Any]:
+        return self._read_json_object(self.raw_crash_path(crash_id), "raw crash")
+
+    def get_dumps(self, crash_id: str) -> dict[str, bytes]:
+        names_path = self.dump_names_path(crash_id)
+        try:
+            names = json.loads(self._read_bytes(names_path, "dump names"))
+        except CrashNotFound:
+            return {}  # a crash without dumps
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise ValueError(f"dump names of {crash_id} are not a list of strings")
+        dumps = {}
+        for name in names:
+            canonical = MAIN_DUMP_NAME if name in ("", "dump", MAIN_DUMP_NAME) else name
+            dumps[canonical] = self._read_bytes(self.dump_path(crash_id, canonical), "dump")
+        return dumps
+
+    def get_processed(self, crash_id: str) -> dict[str, Any]:
+        return self._read_json_object(self.processed_crash_path(crash_id), "processed crash")
+
+    def _read_bytes(self, path: Path, what: str) -> bytes:
+        try:
+            return path.read_bytes()
+        except FileNotFoundError:
+            raise CrashNotFound(f"{what} not found: {path.name}")
+        except OSError as exc:
+            raise TransientStorageError(f"reading {what} {path.name}: {exc.strerror}")
+
+    def _read_json_object(self, path: Path, what: str) -> dict[str, Any]:
+        data = self._read_bytes(path, what)
+        if len(data) > MAX_JSON_BYTES:
+            raise ValueError(f"{what} {path.name} is larger than {MAX_JSON_BYTES} bytes")
+        value = json.loads(data)
+        if not isinstance(value, dict):
+            raise ValueError(f"{what} {path.name} is not a JSON object")
+        return value
+
+    # -- write side ---------------------------------------------------------------------------
+
+    def save_raw_crash(
+        self, raw_crash: Mapping[str, Any], dumps: Mapping[str, bytes], crash_id: str
+    ) -> None:
+        crashid.validate(crash_id)
+        names = list(dumps)
+        for name in names:
+            self._write(self.dump_path(crash_id, name), bytes(dumps[name]))
+        self._write(self.dump_names_path(crash_id), json.dumps(names).encode())
+        self._write(self.raw_crash_path(crash_id), crashjson.dumps(raw_crash).encode())
+
+    def save_processed(
+        self, raw_crash: Mapping[str, Any], processed_crash: Mapping[str, Any]
+    ) -> None:
+        crash_id = crashjson.crash_id_of(raw_crash, processed_crash)
+        self._write(self.processed_crash_path(crash_id), crashjson.dumps(processed_crash).encode())
+
+    def _write(self, path: Path, data: bytes) -> None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+            try:
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(data)
+                os.replace(tmp_name, path)
+            except BaseException:
+                os.unlink(tmp_name)
+                raise
+        except OSError as exc:
+            raise TransientStorageError(f"writing {path.name}: {exc.strerror or exc}")

@@ -1,0 +1,260 @@
+"""S3 crash storage: source of raw crashes and dumps, destination of processed crashes.
+
+Socorro's key layout (SOCORRO.md section 3), with an optional prefix:
+
+    v2/raw_crash/<id[:3]>/<YYYYMMDD>/<id>   raw crash JSON (read fallback: v1/raw_crash/<id>)
+    v1/dump_names/<id>                      JSON list of the original dump names
+    v1/dump/<id>                            the main dump (upload_file_minidump)
+    v1/<dump name>/<id>                     every other dump
+    v1/processed_crash/<id>                 processed crash JSON
+
+Only a real 404 (NoSuchKey) is `CrashNotFound`; every other failure, including a missing
+bucket or an access error, is `TransientStorageError`, unlike Socorro, which turned them all
+into "not found" and dropped the crash.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from procsupervisor import crashid
+from procsupervisor.metrics import Metrics, NullMetrics
+from procsupervisor.storage import crashjson
+from procsupervisor.storage.base import (
+    MAIN_DUMP_NAME,
+    CrashDestination,
+    CrashNotFound,
+    CrashSource,
+    TransientStorageError,
+)
+
+# Dump names become part of a key; Socorro's are form-field names like upload_file_minidump_browser.
+DUMP_NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
+NOT_FOUND_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
+
+
+class S3CrashStorage(CrashSource, CrashDestination):
+    name = "s3"
+
+    def __init__(
+        self,
+        bucket: str,
+        *,
+        prefix: str = "",
+        endpoint_url: str | None = None,
+        region: str | None = None,
+        access_key: str | None = None,
+        secret_key: str | None = None,
+        connect_timeout_s: float = 5.0,
+        read_timeout_s: float = 30.0,
+        max_attempts: int = 3,
+        addressing_style: str = "auto",
+        metrics: Metrics | None = None,
+    ) -> None:
+        if not bucket:
+            raise ValueError("s3 storage needs a bucket")
+        self.bucket = bucket
+        self.prefix = f"{prefix.strip('/')}/" if prefix.strip("/") else ""
+        self._client_args: dict[str, Any] = {
+            "endpoint_url": endpoint_url or None,
+            "region_name": region or None,
+            # None lets boto3 fall back to AWS_ACCESS_KEY_ID / profiles / instance roles.
+            "aws_access_key_id": access_key or None,
+            "aws_secret_access_key": secret_key or None,
+        }
+        self._config_args: dict[str, Any] = {
+            "connect_timeout": connect_timeout_s,
+            "read_timeout": read_timeout_s,
+            "retries": {"max_attempts": max_attempts, "mode": "standard"},
+            "s3": {"addressing_style": addressing_style},
+        }
+        self._client: Any = None
+        self._client_pid: int | None = None
+        self.metrics = metrics or NullMetrics()
+
+    @classmethod
+    def from_options(
+        cls, options: Mapping[str, str], *, data_dir: Path, metrics: Metrics
+    ) -> S3CrashStorage:
+        def number(key: str, default: float) -> float:
+            value = (options.get(key) or "").strip()
+            return float(value) if value else default
+
+        return cls(
+            (options.get("bucket") or "").strip(),
+            prefix=options.get("prefix") or "",
+            endpoint_url=(options.get("endpoint_url") or "").strip() or None,
+            region=(options.get("region") or "").strip() or None,
+            access_key=(options.get("access_key") or "").strip() or None,
+            secret_key=(options.get("secret_key") or "").strip() or None,
+            connect_timeout_s=number("connect_timeout_s", 5.0),
+            read_timeout_s=number("read_timeout_s", 30.0),
+            max_attempts=int(number("max_attempts", 3)),
+            addressing_style=(options.get("addressing_style") or "auto").strip(),
+            metrics=metrics,
+        )
+
+    # -- keys --------------------------------------------------------------------------------
+
+    def raw_crash_key(self, crash_id: str) -> str:
+        crash_id = crashid.validate(crash_id)
+        day = crashid.date_of(crash_id)
+        return f"{self.prefix}v2/raw_crash/{crash_id[:3]}/{day:%Y%m%d}/{crash_id}"
+
+    def legacy_raw_crash_key(self, crash_id: str) -> str:
+        return f"{self.prefix}v1/raw_crash/{crashid.validate(crash_id)}"
+
+    def dump_names_key(self, crash_id: str) -> str:
+        return f"{self.prefix}v1/dump_names/{crashid.validate(crash_id)}"
+
+    def dump_key(self, dump_name: str, crash_id: str) -> str:
+        if dump_name in ("", MAIN_DUMP_NAME, "dump"):
+            kind = "dump"
+        elif DUMP_NAME_RE.match(dump_name) and dump_name not in ("dump_names", "raw_crash"):
+            kind = dump_name
+        else:
+            raise ValueError(f"unusable dump name: {dump_name!r:.80}")
+        return f"{self.prefix}v1/{kind}/{crashid.validate(crash_id)}"
+
+    def processed_crash_key(self, crash_id: str) -> str:
+        return f"{self.prefix}v1/processed_crash/{crashid.validate(crash_id)}"
+
+    # -- client ------------------------------------------------------------------------------
+
+    @property
+    def client(self) -> Any:
+        # A boto3 client holds a connection pool; one made before a fork must not be shared.
+        if self._client is None or self._client_pid != os.getpid():
+            import boto3
+            from botocore.config import Config
+
+            self._client = boto3.session.Session().client(
+                "s3", config=Config(**self._config_args), **self._client_args
+            )
+            self._client_pid = os.getpid()
+        return self._client
+
+    def _get(self, key: str) -> bytes:
+        try:
+            response = self.client.get_object(Bucket=self.bucket, Key=key)
+            return response["Body"].read()
+        except Exception as exc:
+            raise _translate(exc, key) from exc
+
+    def _put(self, key: str, body: bytes, content_type: str) -> None:
+        try:
+            self.client.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=content_type)
+        except Exception as exc:
+            raise _translate(exc, key) from exc
+
+    def _get_json(self, key: str) -> Any:
+        data = self._get(key)
+        try:
+            return json.loads(data)
+        except ValueError as exc:
+            # A corrupt object will not heal on retry, but "not found" would hide it; report
+            # it as transient so it is retried, then dead-lettered with this reason.
+            raise TransientStorageError(f"s3://{self.bucket}/{key} is not valid JSON") from exc
+
+    # -- source ------------------------------------------------------------------------------
+
+    def get_raw_crash(self, crash_id: str) -> dict[str, Any]:
+        try:
+            raw = self._get_json(self.raw_crash_key(crash_id))
+        except CrashNotFound:
+            raw = self._get_json(self.legacy_raw_crash_key(crash_id))
+        if not isinstance(raw, dict):
+            raise TransientStorageError(f"raw crash {crash_id} is not a JSON object")
+        return raw
+
+    def get_dump_names(self, crash_id: str) -> list[str]:
+        try:
+            names = self._get_json(self.dump_names_key(crash_id))
+        except CrashNotFound:
+            return []  # a crash submitted without dumps may have no list at all
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise TransientStorageError(f"dump_names of {crash_id} is not a list of names")
+        return names
+
+    def get_dumps(self, crash_id: str) -> dict[str, bytes]:
+        dumps: dict[str, bytes] = {}
+        for dump_name in self.get_dump_names(crash_id):
+            canonical = MAIN_DUMP_NAME if dump_name in ("", "dump") else dump_name
+            try:
+                key = self.dump_key(canonical, crash_id)
+            except ValueError as exc:
+                raise TransientStorageError(str(exc)) from exc
+            dumps[canonical] = self._get(key)
+        return dumps
+
+    def get_processed(self, crash_id: str) -> dict[str, Any]:
+        processed = self._get_json(self.processed_crash_key(crash_id))
+        if not isinstance(processed, dict):
+            raise TransientStorageError(f"processed crash {crash_id} is not a JSON object")
+        return processed
+
+    def save_raw_crash(
+        self, raw_crash: Mapping[str, Any], dumps: Mapping[str, bytes], crash_id: str
+    ) -> None:
+        crash_id = crashid.validate(crash_id)
+        # Antenna's order: dump names, dumps, then the raw crash last, because the raw crash
+        # object is what marks the crash as complete for anything watching the bucket.
+        keyed_dumps = [(self.dump_key(name, crash_id), data) for name, data in dumps.items()]
+        names = [MAIN_DUMP_NAME if n in ("", "dump") else n for n in dumps]
+        names_json = crashjson.dumps(names).encode()
+        self._put(self.dump_names_key(crash_id), names_json, "application/json")
+        for key, data in keyed_dumps:
+            self._put(key, bytes(data), "application/octet-stream")
+        self._put(
+            self.raw_crash_key(crash_id), crashjson.dumps(raw_crash).encode(), "application/json"
+        )
+
+    # -- destination -------------------------------------------------------------------------
+
+    def save_processed(
+        self, raw_crash: Mapping[str, Any], processed_crash: Mapping[str, Any]
+    ) -> None:
+        crash_id = crashjson.crash_id_of(raw_crash, processed_crash)
+        body = crashjson.dumps(processed_crash).encode()
+        self._put(self.processed_crash_key(crash_id), body, "application/json")
+
+    def create_bucket(self) -> None:
+        """Create the bucket if it is missing (development and tests; production buckets exist)."""
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+            return
+        except Exception:
+            pass
+        args: dict[str, Any] = {"Bucket": self.bucket}
+        region = self._client_args["region_name"]
+        if region and region != "us-east-1":
+            args["CreateBucketConfiguration"] = {"LocationConstraint": region}
+        try:
+            self.client.create_bucket(**args)
+        except Exception as exc:
+            raise _translate(exc, "") from exc
+
+    def close(self) -> None:
+        if self._client is not None and self._client_pid == os.getpid():
+            self._client.close()
+        self._client = None
+
+
+def _translate(exc: Exception, key: str) -> Exception:
+    """NoSuchKey / 404 is CrashNotFound; anything else is transient."""
+    from botocore.exceptions import ClientError
+
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        code = str(error.get("Code", ""))
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        # A 404 for the bucket itself (NoSuchBucket) is a configuration fault, not a crash.
+        if code in NOT_FOUND_CODES or (status == 404 and code != "NoSuchBucket"):
+            return CrashNotFound(f"not found: {key}")
+        return TransientStorageError(f"s3 error on {key}: {code or status}: {exc}")
+    return TransientStorageError(f"s3 error on {key}: {type(exc).__name__}: {exc}")

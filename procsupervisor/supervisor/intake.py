@@ -1,0 +1,71 @@
+"""Putting crashes in front of the supervisor: store a raw crash and queue its id.
+
+Used by the `submit` and `enqueue` commands, the demo and the tests; the collector's job in
+Socorro's pipeline, reduced to what an operator needs by hand.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from procsupervisor import crashid
+from procsupervisor.config import Config
+from procsupervisor.metrics import NullMetrics
+from procsupervisor.queues.factory import make_queue
+from procsupervisor.storage.factory import make_source
+
+RULESET_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_")
+
+
+def submit_crash(
+    config: Config,
+    raw_crash: Mapping[str, Any],
+    dumps: Mapping[str, bytes],
+    queue_name: str = "normal",
+) -> str:
+    """Store the raw crash (with a Socorro crash id as `uuid`) and its dumps, queue it."""
+    if not isinstance(raw_crash, Mapping):
+        raise ValueError("the raw crash must be a JSON object")
+    existing = raw_crash.get("uuid")
+    if existing is not None and not crashid.is_valid(existing):
+        raise ValueError(f"raw crash has an invalid uuid: {existing!r:.80}")
+    crash_id = existing or crashid.create()
+    metrics = NullMetrics()
+    source = make_source(config, metrics)
+    queue = make_queue(config, metrics)
+    try:
+        _check_queue(queue.queue_names, queue_name)
+        source.save_raw_crash({**raw_crash, "uuid": crash_id}, dumps, crash_id)
+        queue.publish(queue_name, crash_id)
+    finally:
+        source.close()
+        queue.close()
+    return crash_id
+
+
+def enqueue_ids(config: Config, bodies: Iterable[str], queue_name: str = "normal") -> int:
+    """Queue crash ids (`id` or `id:ruleset`); all are checked before any is queued."""
+    checked = [_checked_body(body) for body in bodies]
+    queue = make_queue(config, NullMetrics())
+    try:
+        _check_queue(queue.queue_names, queue_name)
+        for body in checked:
+            queue.publish(queue_name, body)
+    finally:
+        queue.close()
+    return len(checked)
+
+
+def _checked_body(body: str) -> str:
+    crash_id, _, ruleset = body.partition(":")
+    if not crashid.is_valid(crash_id):
+        raise ValueError(f"invalid crash id: {crash_id!r:.80}")
+    if ruleset and not set(ruleset) <= RULESET_CHARS:
+        raise ValueError(f"invalid ruleset name: {ruleset!r:.40}")
+    return body
+
+
+def _check_queue(names: tuple[str, ...], queue_name: str) -> None:
+    if queue_name not in names:
+        raise ValueError(f"unknown queue {queue_name!r} (known: {', '.join(names)})")

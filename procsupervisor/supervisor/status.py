@@ -1,0 +1,129 @@
+"""Counters the supervisor keeps for `status`, and the plain-text rendering of a status reply."""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+RATE_WINDOW_S = 10.0
+
+
+@dataclass
+class QueueCounters:
+    pulled: int = 0
+    acked: int = 0
+    retried: int = 0
+    dead_lettered: int = 0
+
+
+class Counters:
+    def __init__(self, queue_names: Iterable[str]) -> None:
+        self.queues: dict[str, QueueCounters] = {q: QueueCounters() for q in queue_names}
+        self.processed = 0
+        self.failed = 0
+        self._completions: deque[float] = deque()
+
+    def queue(self, name: str) -> QueueCounters:
+        return self.queues.setdefault(name, QueueCounters())
+
+    def completed(self, ok: bool) -> None:
+        if ok:
+            self.processed += 1
+            self._completions.append(time.monotonic())
+        else:
+            self.failed += 1
+
+    def per_s(self, uptime_s: float) -> float:
+        """Crashes processed per second over the last few seconds."""
+        now = time.monotonic()
+        while self._completions and now - self._completions[0] > RATE_WINDOW_S:
+            self._completions.popleft()
+        window = min(RATE_WINDOW_S, max(uptime_s, 1e-3))
+        return round(len(self._completions) / window, 2)
+
+    def snapshot(self, uptime_s: float) -> tuple[dict[str, Any], dict[str, Any]]:
+        queues = {name: asdict(c) for name, c in self.queues.items()}
+        totals = {
+            "processed": self.processed,
+            "failed": self.failed,
+            "retried": sum(c.retried for c in self.queues.values()),
+            "dead_lettered": sum(c.dead_lettered for c in self.queues.values()),
+            "per_s": self.per_s(uptime_s),
+        }
+        return queues, totals
+
+
+def aggregate_cache_stats(stats: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """Sum the numeric cache counters the workers last reported."""
+    total: dict[str, Any] = {}
+    for one in stats:
+        for key, value in one.items():
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                total[key] = total.get(key, 0) + value
+    return total
+
+
+def render(status: Mapping[str, Any]) -> str:
+    """The status reply as readable tables."""
+    lines = [
+        f"supervisor pid {status['pid']}  up {status['uptime_s']:.0f}s  "
+        f"config {status.get('config') or '(embedded defaults)'}  reloads {status['reloads']}",
+        f"workers: target {status['target_workers']}"
+        + ("  (draining)" if status.get("draining") else ""),
+    ]
+    if status.get("last_reload_error"):
+        lines.append(f"last reload failed: {status['last_reload_error']}")
+    lines.append("")
+    lines.append(
+        _table(
+            ["idx", "pid", "state", "crash id", "busy s", "done", "failed", "restarts", "rss MB"],
+            [
+                [
+                    w["index"],
+                    w["pid"],
+                    w["state"],
+                    w["crash_id"] or "-",
+                    f"{w['busy_s']:.1f}",
+                    w["processed"],
+                    w["failed"],
+                    w["restarts"],
+                    f"{w['rss_bytes'] / 1048576:.1f}" if w.get("rss_bytes") else "-",
+                ]
+                for w in status["workers"]
+            ],
+        )
+    )
+    lines.append("")
+    depths = status.get("queue_depths", {})
+    lines.append(
+        _table(
+            ["queue", "waiting", "pulled", "acked", "retried", "dead-lettered"],
+            [
+                [name, depths.get(name, "-"), q["pulled"], q["acked"], q["retried"],
+                 q["dead_lettered"]]
+                for name, q in status["queues"].items()
+            ],
+        )
+    )
+    totals = status["totals"]
+    lines.append("")
+    lines.append(
+        f"totals: processed {totals['processed']}  failed {totals['failed']}  "
+        f"retried {totals['retried']}  dead-lettered {totals['dead_lettered']}  "
+        f"{totals['per_s']:.1f}/s"
+    )
+    cache = status.get("symbol_cache") or {}
+    if cache:
+        lines.append("symbol cache: " + "  ".join(f"{k} {v}" for k, v in sorted(cache.items())))
+    return "\n".join(lines)
+
+
+def _table(headers: list[str], rows: list[list[Any]]) -> str:
+    cells = [headers] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    return "\n".join(
+        "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in cells
+    )

@@ -1,0 +1,210 @@
+"""Benchmark the .sym parser and the symbol index on a large synthetic Breakpad symbol file.
+
+    .venv/bin/python scripts/bench_symbols.py --size-mb 200 [--out DIR] [--seed N]
+
+Prints: file size, parse MB/s, index build time, serialized size, warm load time (from_buffer
+over an mmap, crc32 verify on and off), lookup microseconds, peak RSS. Figures only; nothing
+here asserts a timing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import mmap
+import random
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from procsupervisor.workers.stackwalker.symbols import SymbolIndex
+from procsupervisor.workers.stackwalker.symbols.layout import serialize_sections
+from procsupervisor.workers.stackwalker.symbols.parser import SymParser
+
+FILES = 3000
+ORIGINS = 2000
+CFI_REGS = ("$rbx", "$rbp", "$r12", "$r13", "$r14", "$r15")
+
+
+def generate(path: Path, size_mb: float, seed: int) -> int:
+    """Write a synthetic .sym shaped like a large C++ binary's; returns the end address."""
+    rng = random.Random(seed)
+    target = int(size_mb * (1 << 20))
+    written = 0
+    address = 0x1000
+    func_starts: list[tuple[int, int]] = []
+    with path.open("wb") as out:
+
+        def emit(lines: list[str]) -> None:
+            nonlocal written
+            chunk = ("\n".join(lines) + "\n").encode()
+            out.write(chunk)
+            written += len(chunk)
+
+        emit(
+            [
+                "MODULE Linux x86_64 0123456789ABCDEF0123456789ABCDEF0 libbench.so",
+                "INFO CODE_ID 89674523AB01EFCD",
+            ]
+            + [f"FILE {i} /build/src/module{i % 97}/subdir/file_{i}.cpp" for i in range(FILES)]
+            + [f"INLINE_ORIGIN {i} bench::inlined_helper_{i}(int)" for i in range(ORIGINS)]
+        )
+        # FUNC + lines (+ INLINE) take ~60% of the file, PUBLIC ~10%, CFI ~30%
+        func_budget = target * 0.6
+        batch: list[str] = []
+        while written + sum(map(len, batch)) < func_budget:
+            size = rng.randrange(0x20, 0x400)
+            name = f"bench::Namespace{rng.randrange(500)}::Class{len(func_starts)}::method(int, char const*)"
+            batch.append(f"FUNC {address:x} {size:x} {rng.randrange(4) * 4:x} {name}")
+            if len(func_starts) % 8 == 0 and size > 0x40:
+                origin = rng.randrange(ORIGINS)
+                call_file = rng.randrange(FILES)
+                batch.append(
+                    f"INLINE 0 {rng.randrange(1, 900)} {call_file} {origin} {address + 0x10:x} 20"
+                )
+                batch.append(
+                    f"INLINE 1 {rng.randrange(1, 900)} {call_file} {origin} {address + 0x18:x} 8"
+                )
+            file_id = rng.randrange(FILES)
+            line = rng.randrange(1, 5000)
+            pos = address
+            end = address + size
+            while pos < end:
+                step = min(rng.randrange(2, 0x30), end - pos)
+                batch.append(f"{pos:x} {step:x} {line} {file_id}")
+                line += rng.randrange(0, 3)
+                pos += step
+            func_starts.append((address, size))
+            address = end + rng.randrange(0, 0x20)
+            if len(batch) > 20000:
+                emit(batch)
+                batch = []
+        emit(batch)
+        batch = []
+        public_budget = target * 0.7
+        for start, _size in func_starts:
+            if written + sum(map(len, batch)) >= public_budget:
+                break
+            batch.append(f"PUBLIC {start:x} 0 _ZN5bench5Class{start:x}6methodEiPKc")
+            if len(batch) > 20000:
+                emit(batch)
+                batch = []
+        emit(batch)
+        batch = []
+        for start, size in func_starts:
+            if written + sum(map(len, batch)) >= target:
+                break
+            batch.append(f"STACK CFI INIT {start:x} {size:x} .cfa: $rsp 8 + .ra: .cfa -8 + ^")
+            batch.append(f"STACK CFI {start + 1:x} .cfa: $rsp 16 + $rbp: .cfa -16 + ^")
+            batch.append(f"STACK CFI {start + 4:x} .cfa: $rbp 16 +")
+            reg = CFI_REGS[rng.randrange(len(CFI_REGS))]
+            batch.append(f"STACK CFI {start + 8:x} {reg}: .cfa -24 + ^")
+            if len(batch) > 20000:
+                emit(batch)
+                batch = []
+        emit(batch)
+    return address
+
+
+def timed(fn: Callable[[], object]) -> tuple[float, object]:
+    start = time.perf_counter()
+    result = fn()
+    return time.perf_counter() - start, result
+
+
+def per_call_us(fn: Callable[[int], object], addresses: list[int]) -> float:
+    start = time.perf_counter()
+    for rel in addresses:
+        fn(rel)
+    return (time.perf_counter() - start) / len(addresses) * 1e6
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size-mb", type=float, default=200.0)
+    parser.add_argument("--out", type=Path, help="directory for the .sym and index (default: temp)")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--lookups", type=int, default=100_000)
+    args = parser.parse_args(argv)
+
+    with tempfile.TemporaryDirectory(prefix="bench_symbols_") as tmp:
+        out_dir = args.out or Path(tmp)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        sym_path = out_dir / "libbench.sym"
+        index_path = out_dir / "libbench.symidx"
+
+        gen_s, end_address = timed(lambda: generate(sym_path, args.size_mb, args.seed))
+        size = sym_path.stat().st_size
+        print(f"sym file: {size / 1e6:.1f} MB ({sym_path}), generated in {gen_s:.1f} s")
+
+        read_s, data = timed(sym_path.read_bytes)
+        parse_s, parsed = timed(lambda: SymParser().parse(data))  # type: ignore[arg-type]
+        sections, meta = parsed  # type: ignore[misc]
+        del data
+        serialize_s, blob = timed(lambda: serialize_sections(sections))
+        del sections
+        gc.collect()
+        cold_s = read_s + parse_s + serialize_s
+        stats = meta["stats"]
+        print(
+            "records: "
+            + ", ".join(
+                f"{k}={stats[k]}"
+                for k in (
+                    "functions",
+                    "lines",
+                    "publics",
+                    "inline_records",
+                    "cfi_inits",
+                    "cfi_deltas",
+                )
+            )
+        )
+        print(f"read: {read_s:.2f} s")
+        print(f"parse: {parse_s:.2f} s = {size / 1e6 / parse_s:.1f} MB/s")
+        print(f"index build (serialize): {serialize_s:.2f} s")
+        print(f"cold total (read + parse + build): {cold_s:.2f} s")
+        index_path.write_bytes(blob)  # type: ignore[arg-type]
+        print(f"serialized index: {len(blob) / 1e6:.1f} MB ({len(blob) / size:.2f} of the .sym)")  # type: ignore[arg-type]
+        del blob
+
+        rng = random.Random(args.seed + 1)
+        addresses = [rng.randrange(0, end_address + 0x1000) for _ in range(args.lookups)]
+        with (
+            index_path.open("rb") as handle,
+            mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped,
+        ):
+            loads: dict[bool, float] = {}
+            for verify in (True, False):
+                runs = []
+                for _ in range(5):
+                    seconds, index = timed(
+                        lambda v=verify: SymbolIndex.from_buffer(mapped, verify=v)
+                    )
+                    runs.append(seconds)
+                    index.release()  # type: ignore[attr-defined]
+                loads[verify] = statistics.median(runs)
+                print(f"warm load (mmap, verify={verify}): {loads[verify] * 1e3:.2f} ms")
+            index = SymbolIndex.from_buffer(mapped, verify=False)
+            print(f"lookup: {per_call_us(index.lookup, addresses):.2f} us/call")
+            print(f"find_cfi_rules: {per_call_us(index.find_cfi_rules, addresses):.2f} us/call")
+            print(
+                f"find_windows_frame_info: {per_call_us(index.find_windows_frame_info, addresses):.2f} us/call"
+            )
+            index.release()
+        ratio_verified = cold_s / loads[True]
+        ratio_unverified = cold_s / loads[False]
+        print(
+            f"cold/warm: {ratio_verified:.0f}x with verify, {ratio_unverified:.0f}x without (target >= 50x)"
+        )
+        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(f"peak RSS: {peak_mb:.0f} MB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,261 @@
+"""Helpers for the core tests: test-only processor factories and a supervisor in a subprocess.
+
+The processor factories are reached only through the `[supervisor] processor = module:factory`
+config key that the tests set; production input cannot reach them. Their knobs come from the
+config's [processor] section:
+- `hold_dir`: a crash whose id is a file name in this folder waits (up to 60 s) until the file
+  is removed, so a test can act while a worker is known to be busy with it;
+- `hang_marker`: a raw crash with this key set to true never finishes (deadline tests);
+- `spin_ms`: burn this much CPU per crash (benchmarks);
+- `trivial`: "1" skips the real Processor entirely (dispatch-ceiling benchmark).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+TESTS_DIR = Path(__file__).resolve().parent
+PYTHON = sys.executable
+
+
+class HookedProcessor:
+    """Wraps the product's Processor (or a trivial stand-in) with the test knobs above."""
+
+    def __init__(self, *, symbols: Any, metrics: Any, options: Mapping[str, str] | None) -> None:
+        options = dict(options or {})
+        self.hold_dir = Path(options["hold_dir"]) if options.get("hold_dir") else None
+        self.hang_marker = options.get("hang_marker") or None
+        self.spin_s = float(options.get("spin_ms") or 0) / 1000.0
+        self.trivial = options.get("trivial") == "1"
+        self.inner = None
+        if not self.trivial:
+            from procsupervisor.workers.processor import Processor
+
+            self.inner = Processor(symbols=symbols, metrics=metrics, options={})
+        self.rulesets = self.inner.rulesets if self.inner else ("default",)
+
+    def process(
+        self,
+        crash_id: str,
+        raw_crash: dict[str, Any],
+        dumps: dict[str, bytes],
+        *,
+        ruleset: str = "default",
+        previous: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        self._wait_if_held(crash_id)
+        if self.hang_marker and raw_crash.get(self.hang_marker) is True:
+            while True:
+                time.sleep(1)
+        if self.spin_s:
+            spin(self.spin_s)
+        if self.inner is None:
+            return {"crash_id": crash_id, "uuid": crash_id, "success": True, "processor_notes": ""}
+        return self.inner.process(crash_id, raw_crash, dumps, ruleset=ruleset, previous=previous)
+
+    def poison(self, crash_id: str, raw_crash: dict[str, Any], reason: str) -> dict[str, Any]:
+        if self.inner is None:
+            return {
+                "crash_id": crash_id,
+                "uuid": crash_id,
+                "success": False,
+                "processor_notes": f"poison crash: {reason}",
+            }
+        return self.inner.poison(crash_id, raw_crash, reason)
+
+    def _wait_if_held(self, crash_id: str) -> None:
+        if self.hold_dir is None:
+            return
+        give_up = time.monotonic() + 60
+        while (self.hold_dir / crash_id).exists() and time.monotonic() < give_up:
+            time.sleep(0.02)
+
+
+def spin(seconds: float) -> None:
+    """Burn CPU (not sleep) for about `seconds` of wall time."""
+    end = time.perf_counter() + seconds
+    x = 0
+    while time.perf_counter() < end:
+        for i in range(1000):
+            x += i * i
+    del x
+
+
+def write_config(
+    path: Path,
+    data_dir: Path,
+    *,
+    workers: int = 2,
+    deadline_s: float = 30,
+    max_attempts: int = 3,
+    retry_delay_s: float = 0.05,
+    graceful_timeout_s: float = 10,
+    processor_options: Mapping[str, str] | None = None,
+    weights: str = "",
+    extra: str = "",
+) -> Path:
+    options = "".join(f"{k} = {v}\n" for k, v in (processor_options or {}).items())
+    path.write_text(
+        "[supervisor]\n"
+        f"data_dir = {data_dir}\n"
+        f"workers = {workers}\n"
+        f"deadline_s = {deadline_s}\n"
+        f"max_attempts = {max_attempts}\n"
+        f"retry_delay_s = {retry_delay_s}\n"
+        f"graceful_timeout_s = {graceful_timeout_s}\n"
+        "processor = _core_helpers:HookedProcessor\n"
+        "[queue]\n"
+        + (f"weights = {weights}\n" if weights else "")
+        + "[processor]\n"
+        + options
+        + "[logging]\nlevel = INFO\n"
+        + extra,
+        encoding="utf-8",
+    )
+    return path
+
+
+def subprocess_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PROCSUPERVISOR_")}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(TESTS_DIR), env.get("PYTHONPATH")]))
+    return env
+
+
+class SupervisorProcess:
+    """`procsupervisor start` in a subprocess, with helpers to wait on its status."""
+
+    def __init__(self, config_path: Path, data_dir: Path) -> None:
+        self.config_path = config_path
+        self.data_dir = data_dir
+        self.log_path = data_dir.parent / f"supervisor-{time.time_ns()}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 15) -> SupervisorProcess:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._log = self.log_path.open("wb")
+        self.proc = subprocess.Popen(
+            [PYTHON, "-m", "procsupervisor", "--config", str(self.config_path), "start"],
+            cwd=ROOT,
+            env=subprocess_env(),
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+        self.wait_for(
+            lambda s: (
+                all(w["state"] != "starting" for w in s["workers"])
+                and len(s["workers"]) >= s["target_workers"]
+            ),
+            timeout,
+            what="workers ready",
+        )
+        return self
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def request(self, command: str, **args: Any) -> dict[str, Any]:
+        from procsupervisor.supervisor.control import request
+
+        return request(self.data_dir / "control.sock", command, timeout=10, **args)
+
+    def status(self) -> dict[str, Any]:
+        reply = self.request("status")
+        assert reply["ok"], reply
+        return reply["status"]
+
+    def wait_for(self, predicate: Any, timeout: float = 20, what: str = "condition") -> dict:
+        deadline = time.monotonic() + timeout
+        last: Any = None
+        while time.monotonic() < deadline:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise AssertionError(f"supervisor exited ({self.proc.returncode}):\n{self.log()}")
+            try:
+                last = self.status()
+            except Exception as exc:  # not listening yet
+                last = exc
+            else:
+                if predicate(last):
+                    return last
+            time.sleep(0.05)
+        raise AssertionError(f"timed out waiting for {what}; last status: {last}\n{self.log()}")
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-6000:]
+        except OSError:
+            return ""
+
+    def signal(self, signum: int) -> None:
+        os.kill(self.pid, signum)
+
+    def wait_exit(self, timeout: float = 20) -> int:
+        assert self.proc is not None
+        return self.proc.wait(timeout=timeout)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if getattr(self, "_log", None):
+            self._log.close()
+
+
+def make_raw_crash(**extra: Any) -> dict[str, Any]:
+    return {
+        "ProductName": "Firefox",
+        "Version": "120.0",
+        "ReleaseChannel": "release",
+        "BuildID": "20231120000000",
+        "submitted_timestamp": "2026-11-28T10:00:00+00:00",
+        **extra,
+    }
+
+
+def load_config(config_path: Path) -> Any:
+    from procsupervisor import config
+
+    return config.load(config_path, environ={})
+
+
+def submit(
+    config_path: Path, queue: str = "normal", dumps: dict[str, bytes] | None = None, **extra: Any
+) -> str:
+    from procsupervisor.supervisor.intake import submit_crash
+
+    return submit_crash(
+        load_config(config_path),
+        make_raw_crash(**extra),
+        dumps if dumps is not None else {"upload_file_minidump": b"MDMP"},
+        queue,
+    )
+
+
+def processed_crash(data_dir: Path, crash_id: str) -> dict[str, Any]:
+    path = data_dir / "crashes" / "v1" / "processed_crash" / crash_id
+    return json.loads(path.read_text())
+
+
+def dead_letters(data_dir: Path) -> list[dict[str, Any]]:
+    from procsupervisor.queues.fs import FSQueue
+
+    return FSQueue(data_dir / "queue").dead_letters()
+
+
+def acked_total(status: Mapping[str, Any]) -> int:
+    return sum(q["acked"] for q in status["queues"].values())

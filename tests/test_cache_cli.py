@@ -1,0 +1,79 @@
+"""`procsupervisor cache stats|prune`."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+from click.testing import CliRunner
+from procsupervisor.cache.cli import cache
+from procsupervisor.cache.download import temp_dir
+from procsupervisor.cache.locks import KeyLocks
+from procsupervisor.cache.store import SymbolStore
+
+
+def _filled(cache_dir: Path, limit: int = 10 << 20) -> SymbolStore:
+    store = SymbolStore(cache_dir, limit)
+    for n in range(5):
+        store.put_index(f"m{n}/1", os.urandom(20_000))
+    store.put_negative("absent.pdb/1", 3600)
+    store.put_negative("gone.pdb/1", 0.01)
+    return store
+
+
+def test_stats_json(tmp_path: Path) -> None:
+    _filled(tmp_path / "c").close()
+    result = CliRunner().invoke(cache, ["--cache-dir", str(tmp_path / "c"), "stats", "--json"])
+    assert result.exit_code == 0, result.output
+    figures = json.loads(result.output)
+    assert figures["index_entries"] == 5 and figures["index_bytes"] == 100_000
+    assert figures["size_limit_bytes"] == 10 << 20
+    assert figures["size_bytes"] >= 100_000
+
+
+def test_stats_reads_config(tmp_path: Path) -> None:
+    config = tmp_path / "p.ini"
+    config.write_text("[symbols]\ncache_dir = syms-cache\ncache_size_mb = 3\n")
+    _filled(tmp_path / "data" / "syms-cache").close()
+    result = CliRunner().invoke(
+        cache, ["--config", str(config), "--data-dir", str(tmp_path / "data"), "stats"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "index_entries: 5" in result.output
+
+
+def test_prune(tmp_path: Path) -> None:
+    store = _filled(tmp_path / "c")
+    stale = temp_dir(store.directory) / "dl-old.sym.part"
+    stale.write_bytes(b"half")
+    os.utime(stale, (time.time() - 7200, time.time() - 7200))
+    with KeyLocks(store.directory).hold("m0/1", 1):
+        pass
+    store.close()
+    time.sleep(0.02)
+    runner = CliRunner()
+    result = runner.invoke(
+        cache, ["--cache-dir", str(tmp_path / "c"), "prune", "--max-size-mb", "0.09"]
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["expired"] == 1 and report["evicted"] >= 1
+    assert report["temp_files"] == 1 and report["lock_files"] == 1
+    assert report["size_bytes"] <= 0.09 * (1 << 20)
+    result = runner.invoke(cache, ["--cache-dir", str(tmp_path / "c"), "prune", "--negative"])
+    assert json.loads(result.output)["negative"] == 1
+    result = runner.invoke(cache, ["--cache-dir", str(tmp_path / "c"), "prune", "--all"])
+    assert json.loads(result.output)["cleared"] >= 1
+    assert len(SymbolStore(tmp_path / "c", None)) == 0
+
+
+def test_refuses_missing_or_unsafe_directory(tmp_path: Path) -> None:
+    runner = CliRunner()
+    result = runner.invoke(cache, ["--cache-dir", str(tmp_path / "none"), "stats"])
+    assert result.exit_code != 0 and "no symbol cache" in result.output
+    (tmp_path / "open").mkdir()
+    (tmp_path / "open").chmod(0o777)
+    result = runner.invoke(cache, ["--cache-dir", str(tmp_path / "open"), "stats"])
+    assert result.exit_code != 0 and "world-writable" in result.output

@@ -1,0 +1,185 @@
+"""A real supervisor in a subprocess: processing, status, control socket, reload, scaling, stop."""
+
+from __future__ import annotations
+
+import os
+import signal
+import stat
+from pathlib import Path
+
+import pytest
+from _core_helpers import (
+    SupervisorProcess,
+    acked_total,
+    processed_crash,
+    submit,
+    write_config,
+)
+
+from procsupervisor.supervisor.control import request
+from procsupervisor.workers.processor import validate_processed_crash
+
+pytestmark = pytest.mark.slow
+
+WORKER_FIELDS = {
+    "index",
+    "pid",
+    "state",
+    "crash_id",
+    "busy_s",
+    "processed",
+    "failed",
+    "restarts",
+    "rss_bytes",
+}
+
+
+@pytest.fixture
+def setup(tmp_path: Path):
+    data_dir = tmp_path / "data"
+    config_path = write_config(tmp_path / "sup.ini", data_dir, workers=2)
+    supervisor = SupervisorProcess(config_path, data_dir)
+    yield config_path, data_dir, supervisor
+    supervisor.stop()
+
+
+def test_processes_crashes_and_reports_status(setup) -> None:
+    config_path, data_dir, supervisor = setup
+    ids = [submit(config_path, queue=q) for q in ("priority", "normal", "normal", "reprocessing")]
+    supervisor.start()
+    status = supervisor.wait_for(lambda s: acked_total(s) == 4, what="4 crashes acked")
+    for cid in ids:
+        processed = processed_crash(data_dir, cid)
+        validate_processed_crash(processed)
+        assert processed["uuid"] == cid
+
+    assert status["pid"] == supervisor.pid
+    assert status["config"] == str(config_path)
+    assert status["reloads"] == 0 and status["target_workers"] == 2
+    assert status["uptime_s"] > 0
+    assert len(status["workers"]) == 2
+    for worker in status["workers"]:
+        assert WORKER_FIELDS <= set(worker)
+        assert worker["state"] == "idle" and worker["rss_bytes"] > 0
+    assert sum(w["processed"] for w in status["workers"]) == 4
+    assert status["queues"]["normal"] == {"pulled": 2, "acked": 2, "retried": 0, "dead_lettered": 0}
+    assert status["totals"]["processed"] == 4 and status["totals"]["failed"] == 0
+    assert {"processed", "failed", "retried", "dead_lettered", "per_s"} <= set(status["totals"])
+    assert "symbol_cache" in status
+
+
+def test_control_socket_is_private_and_refuses_junk(setup) -> None:
+    _, data_dir, supervisor = setup
+    supervisor.start()
+    sock = data_dir / "control.sock"
+    assert stat.S_IMODE(os.stat(sock).st_mode) == 0o600
+    assert request(sock, "format-disk")["ok"] is False
+    assert request(sock, "scale", workers="many")["ok"] is False
+
+
+def test_status_and_scale_through_the_cli(setup) -> None:
+    import subprocess
+
+    from _core_helpers import PYTHON, ROOT, subprocess_env
+
+    config_path, _, supervisor = setup
+    supervisor.start()
+
+    def cli(*args: str) -> str:
+        return subprocess.run(
+            [PYTHON, "-m", "procsupervisor", "--config", str(config_path), *args],
+            cwd=ROOT,
+            env=subprocess_env(),
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+
+    assert "target workers: 3" in cli("scale", "3")
+    supervisor.wait_for(
+        lambda s: sum(w["state"] == "idle" for w in s["workers"]) == 3, what="3 idle workers"
+    )
+    table = cli("status")
+    assert "queue" in table and "priority" in table and "idx" in table
+    assert '"target_workers": 3' in cli("status", "--json")
+
+
+def test_hup_reload_applies_a_new_worker_count(setup) -> None:
+    config_path, data_dir, supervisor = setup
+    supervisor.start()
+    old_pids = {w["pid"] for w in supervisor.status()["workers"]}
+    write_config(config_path, data_dir, workers=3)
+    supervisor.signal(signal.SIGHUP)
+    status = supervisor.wait_for(
+        lambda s: (
+            s["reloads"] == 1
+            and len(s["workers"]) == 3
+            and all(w["state"] == "idle" for w in s["workers"])
+        ),
+        what="3 new workers",
+    )
+    assert status["target_workers"] == 3
+    assert not old_pids & {w["pid"] for w in status["workers"]}, "workers were replaced"
+    cid = submit(config_path)
+    supervisor.wait_for(lambda s: acked_total(s) == 1, what="crash processed after reload")
+    assert processed_crash(data_dir, cid)["uuid"] == cid
+
+
+def test_invalid_config_on_reload_keeps_the_old_one_running(setup) -> None:
+    config_path, data_dir, supervisor = setup
+    supervisor.start()
+    pids = {w["pid"] for w in supervisor.status()["workers"]}
+    config_path.write_text("[supervisor]\nworkers = plenty\n")
+    reply = supervisor.request("reload")
+    assert reply["ok"] is False and "key 'workers'" in reply["error"]
+    supervisor.signal(signal.SIGHUP)
+    status = supervisor.wait_for(lambda s: s["last_reload_error"], what="reload error")
+    assert status["reloads"] == 0 and status["target_workers"] == 2
+    assert {w["pid"] for w in status["workers"]} == pids
+    cid = submit(write_config(config_path.with_name("copy.ini"), data_dir))
+    supervisor.wait_for(lambda s: acked_total(s) == 1, what="still processing")
+    assert processed_crash(data_dir, cid)["uuid"] == cid
+
+
+def test_ttin_ttou_change_the_worker_count(setup) -> None:
+    _, _, supervisor = setup
+    supervisor.start()
+    supervisor.signal(signal.SIGTTIN)
+    supervisor.wait_for(lambda s: s["target_workers"] == 3 and len(s["workers"]) == 3, what="TTIN")
+    # Unix does not queue repeats of a pending signal: send the second after the first acted.
+    supervisor.signal(signal.SIGTTOU)
+    supervisor.wait_for(
+        lambda s: s["target_workers"] == 2 and len(s["workers"]) == 2, what="TTOU"
+    )
+    supervisor.signal(signal.SIGTTOU)
+    supervisor.wait_for(
+        lambda s: s["target_workers"] == 1 and len(s["workers"]) == 1, what="TTOU again"
+    )
+
+
+def test_graceful_stop_finishes_in_flight_crashes(setup, tmp_path: Path) -> None:
+    config_path, data_dir, supervisor = setup
+    hold = tmp_path / "hold"
+    hold.mkdir()
+    write_config(config_path, data_dir, processor_options={"hold_dir": str(hold)})
+    supervisor.start()
+    cid = submit(config_path)
+    (hold / cid).touch()
+    waiting = submit(config_path)
+    supervisor.wait_for(
+        lambda s: any(w["crash_id"] == cid for w in s["workers"]), what="crash in flight"
+    )
+    supervisor.signal(signal.SIGTERM)
+    supervisor.wait_for(lambda s: s["draining"], what="draining")
+    (hold / cid).unlink()
+    assert supervisor.wait_exit() == 0
+    assert processed_crash(data_dir, cid)["uuid"] == cid
+    # The crash that was waiting may or may not have started before TERM; if it did not, it is
+    # still queued, never lost.
+    from procsupervisor.queues.fs import FSQueue
+
+    queue = FSQueue(data_dir / "queue")
+    done = (data_dir / "crashes" / "v1" / "processed_crash" / waiting).exists()
+    assert done or queue.depths()["normal"] == 1
+    assert not os.listdir(data_dir / "queue" / "inflight" / "normal")
+    assert not (data_dir / "control.sock").exists()

@@ -1,0 +1,162 @@
+"""A real supervisor under faults: killed workers, hung crashes, a killed supervisor, floods.
+
+No crash may be lost: every submitted crash ends processed or dead-lettered with its reason.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+from _core_helpers import (
+    SupervisorProcess,
+    acked_total,
+    dead_letters,
+    processed_crash,
+    submit,
+    write_config,
+)
+
+from procsupervisor.queues.fs import FSQueue
+from procsupervisor.workers.processor import validate_processed_crash
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def env(tmp_path: Path):
+    data_dir = tmp_path / "data"
+    hold = tmp_path / "hold"
+    hold.mkdir()
+    supervisors: list[SupervisorProcess] = []
+
+    def start(**options: object) -> SupervisorProcess:
+        write_config(tmp_path / "sup.ini", data_dir,
+                     processor_options={"hold_dir": str(hold), "hang_marker": "TestHang"},
+                     **options)  # type: ignore[arg-type]
+        supervisor = SupervisorProcess(tmp_path / "sup.ini", data_dir)
+        supervisors.append(supervisor)
+        return supervisor.start()
+
+    yield tmp_path / "sup.ini", data_dir, hold, start
+    for supervisor in supervisors:
+        supervisor.stop()
+
+
+def busy_worker(status: dict, crash_id: str) -> dict | None:
+    return next((w for w in status["workers"] if w["crash_id"] == crash_id), None)
+
+
+def test_sigkill_a_worker_mid_crash_retries_and_completes(env) -> None:
+    config_path, data_dir, hold, start = env
+    supervisor = start(workers=2)
+    cid = submit(config_path)
+    (hold / cid).touch()
+    status = supervisor.wait_for(lambda s: busy_worker(s, cid), what="crash in flight")
+    victim = busy_worker(status, cid)
+    os.kill(victim["pid"], signal.SIGKILL)
+    status = supervisor.wait_for(lambda s: s["totals"]["retried"] == 1, what="retry")
+    (hold / cid).unlink()
+    status = supervisor.wait_for(lambda s: acked_total(s) == 1, what="completed after retry")
+    assert status["totals"]["dead_lettered"] == 0
+    assert sum(w["restarts"] for w in status["workers"]) == 1
+    assert victim["pid"] not in {w["pid"] for w in status["workers"]}
+    processed = processed_crash(data_dir, cid)
+    validate_processed_crash(processed)
+    assert processed["success"] is True
+
+
+def test_a_hanging_crash_is_killed_retried_then_dead_lettered_with_a_record(env) -> None:
+    config_path, data_dir, _, start = env
+    supervisor = start(workers=2, deadline_s=0.5, max_attempts=2, retry_delay_s=0.05)
+    hung = submit(config_path, TestHang=True)
+    fine = submit(config_path)
+    status = supervisor.wait_for(
+        lambda s: s["totals"]["dead_lettered"] == 1 and acked_total(s) == 1
+        and s["poison_pending"] == 0, timeout=30, what="dead letter")
+    assert status["queues"]["normal"]["retried"] == 1
+    [letter] = dead_letters(data_dir)
+    assert letter["body"] == hung and letter["attempts"] == 2
+    assert "deadline of 0.5s exceeded" in letter["reason"]
+    record = processed_crash(data_dir, hung)
+    validate_processed_crash(record)
+    assert record["success"] is False
+    assert "deadline of 0.5s exceeded" in record["processor_notes"]
+    assert processed_crash(data_dir, fine)["success"] is True
+
+
+def test_sigkill_the_supervisor_then_restart_loses_nothing(env) -> None:
+    config_path, data_dir, hold, start = env
+    supervisor = start(workers=2)
+    ids = [submit(config_path) for _ in range(6)]
+    for cid in ids[:2]:
+        (hold / cid).touch()
+    supervisor.wait_for(lambda s: all(busy_worker(s, c) for c in ids[:2]), what="both held")
+    worker_pids = [w["pid"] for w in supervisor.status()["workers"]]
+    supervisor.signal(signal.SIGKILL)
+    supervisor.wait_exit()
+    deadline = time.monotonic() + 10  # workers die with their supervisor (PDEATHSIG)
+    while time.monotonic() < deadline and any(_alive(pid) for pid in worker_pids):
+        time.sleep(0.05)
+    assert not any(_alive(pid) for pid in worker_pids), "orphaned workers"
+    assert len(os.listdir(data_dir / "queue" / "inflight" / "normal")) == 2
+
+    for cid in ids[:2]:
+        (hold / cid).unlink()
+    restarted = start(workers=2)
+    restarted.wait_for(lambda s: acked_total(s) == 6, what="all six processed")
+    for cid in ids:
+        assert processed_crash(data_dir, cid)["uuid"] == cid
+    assert dead_letters(data_dir) == []
+    assert "recovered_in_flight=2" in restarted.log()
+
+
+def test_fast_stop_leaves_in_flight_crashes_for_the_next_start(env) -> None:
+    config_path, data_dir, hold, start = env
+    supervisor = start(workers=1)
+    cid = submit(config_path)
+    (hold / cid).touch()
+    supervisor.wait_for(lambda s: busy_worker(s, cid), what="crash in flight")
+    supervisor.signal(signal.SIGQUIT)
+    assert supervisor.wait_exit() == 0
+    assert len(os.listdir(data_dir / "queue" / "inflight" / "normal")) == 1
+    (hold / cid).unlink()
+    start(workers=1).wait_for(lambda s: acked_total(s) == 1, what="redone after restart")
+    assert processed_crash(data_dir, cid)["uuid"] == cid
+
+
+@pytest.mark.parametrize("flooded", ["priority", "normal", "reprocessing"])
+def test_no_queue_starves_under_a_flood(env, flooded: str) -> None:
+    config_path, data_dir, _, start = env
+    queue = FSQueue(data_dir / "queue")
+    others = [q for q in ("priority", "normal", "reprocessing") if q != flooded]
+    from procsupervisor import crashid
+    from procsupervisor.config import load
+    from procsupervisor.supervisor.intake import submit_crash
+
+    write_config(config_path, data_dir)
+    config = load(config_path, environ={})
+    for _ in range(300):
+        queue.publish(flooded, crashid.create())  # not stored: processing fails fast
+    trickle = {q: [submit_crash(config, {"ProductName": "X"}, {}, q) for _ in range(10)]
+               for q in others}
+    supervisor = start(workers=2, max_attempts=1)
+    status = supervisor.wait_for(
+        lambda s: all(s["queues"][q]["acked"] == 10 for q in others), timeout=30,
+        what="every trickle crash done")
+    # The flood (weight 10, 5 or 1) has not run ahead: the other queues got their share first.
+    assert status["queues"][flooded]["pulled"] < 300
+    for ids in trickle.values():
+        for cid in ids:
+            assert processed_crash(data_dir, cid)["uuid"] == cid
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False

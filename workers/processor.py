@@ -1,0 +1,169 @@
+"""The crash processor a worker calls: rulesets over one crash, and poison-crash records.
+
+`Processor.process` never raises for a rule error (a failing rule becomes a processor note);
+every processed crash it returns validates against schema/processed_crash.schema.json.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Mapping
+from importlib import resources
+from typing import Any
+
+import jsonschema
+from procsupervisor.workers.pipeline import Pipeline
+from procsupervisor.workers.rules import (
+    dates,
+    hygiene,
+    identifiers,
+    process_info,
+    product,
+    stackwalk,
+    system_info,
+)
+from procsupervisor.workers.rules.base import Rule
+from procsupervisor.workers.rules.rulesets import DEFAULT, REGENERATE_SIGNATURE, build_rulesets
+from procsupervisor.workers.stackwalker.model import SymbolProvider
+
+from procsupervisor import crashid
+from procsupervisor.metrics import Metrics
+
+SCHEMA_RESOURCE = "schema/processed_crash.schema.json"
+# Rules a poison crash still gets, so it can be found by product, version and date; nothing
+# here reads the dumps, since a dump is the likely poison.
+POISON_RULESET = "poison"
+MAX_REASON = 500
+
+
+@functools.cache
+def processed_crash_schema() -> dict[str, Any]:
+    text = resources.files("procsupervisor.workers").joinpath(SCHEMA_RESOURCE).read_text("utf-8")
+    schema: dict[str, Any] = json.loads(text)
+    return schema
+
+
+@functools.cache
+def _validator() -> jsonschema.protocols.Validator:
+    schema = processed_crash_schema()
+    cls = jsonschema.validators.validator_for(schema)
+    cls.check_schema(schema)
+    return cls(schema, format_checker=cls.FORMAT_CHECKER)
+
+
+def validate_processed_crash(processed: dict[str, Any]) -> None:
+    """Raises jsonschema.ValidationError (the most relevant error) if `processed` is invalid."""
+    error = jsonschema.exceptions.best_match(_validator().iter_errors(processed))
+    if error is not None:
+        raise error
+
+
+def _positive_int(options: Mapping[str, str], key: str, default: int) -> int:
+    text = options.get(key)
+    if text is None or text == "":
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(f"processor option {key!r}: not an integer: {text!r}")
+    if value <= 0:
+        raise ValueError(f"processor option {key!r}: must be > 0, got {value}")
+    return value
+
+
+def _timeout(options: Mapping[str, str], key: str, default: float) -> float | None:
+    text = options.get(key)
+    if text is None or text == "":
+        return default
+    if text.strip().lower() == "none":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"processor option {key!r}: not a number: {text!r}")
+    if value <= 0:
+        raise ValueError(f"processor option {key!r}: must be > 0, got {value}")
+    return value
+
+
+def _poison_rules(metrics: Metrics) -> list[Rule]:
+    return [
+        hygiene.DeNullRule(metrics),
+        hygiene.DeNoneRule(metrics),
+        product.ProductRule(),
+        product.MajorVersionRule(),
+        identifiers.IdentifierRule(),
+        process_info.ProcessTypeRule(),
+        dates.DatesAndTimesRule(),
+        system_info.PlatformInfoRule(),
+    ]
+
+
+class Processor:
+    """Options (all optional): `stackwalk_max_frames` (frames per thread, default 1024),
+    `stackwalk_timeout_s` (seconds per dump, default 120, `none` for no limit), `hostname`
+    (shown in the first processor note)."""
+
+    def __init__(
+        self,
+        *,
+        symbols: SymbolProvider | None,
+        metrics: Metrics,
+        options: Mapping[str, str] | None = None,
+        walker: stackwalk.Walker | None = None,
+    ) -> None:
+        options = options or {}
+        self.metrics = metrics
+        named = build_rulesets(
+            symbols=symbols,
+            metrics=metrics,
+            stackwalk_max_frames=_positive_int(options, "stackwalk_max_frames", 1024),
+            stackwalk_timeout_s=_timeout(options, "stackwalk_timeout_s", 120.0),
+            walker=walker,
+        )
+        self.rulesets: tuple[str, ...] = tuple(named)
+        self._pipeline = Pipeline(
+            {**named, POISON_RULESET: _poison_rules(metrics)},
+            metrics,
+            hostname=options.get("hostname") or None,
+            fresh_rulesets=frozenset({DEFAULT, POISON_RULESET}),
+        )
+
+    def process(
+        self,
+        crash_id: str,
+        raw_crash: dict[str, Any],
+        dumps: dict[str, bytes],
+        *,
+        ruleset: str = "default",
+        previous: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        crashid.validate(crash_id)
+        # The poison ruleset is internal: asking for it by name is an unknown ruleset.
+        name = ruleset if ruleset in self.rulesets else f"unknown:{ruleset}"
+        fallback = name == REGENERATE_SIGNATURE and not previous
+        if fallback:
+            # Nothing stored to regenerate from: a full processing is the useful answer.
+            name = DEFAULT
+        processed = self._pipeline.process_crash(name, crash_id, raw_crash, dumps, previous)
+        if fallback:
+            processed["processor_notes"] += (
+                f"\n{REGENERATE_SIGNATURE}: no previous processed crash; ran the {DEFAULT} ruleset"
+            )
+        if name != ruleset and not fallback:
+            processed["success"] = False
+        return processed
+
+    def poison(
+        self, crash_id: str, raw_crash: dict[str, Any] | None, reason: str
+    ) -> dict[str, Any]:
+        """A processed crash for a crash that could not be processed (it killed its workers):
+        success False, a note naming the cause, and the metadata that needs no dump."""
+        crashid.validate(crash_id)
+        processed = self._pipeline.process_crash(POISON_RULESET, crash_id, raw_crash or {}, {})
+        processed["success"] = False
+        cause = " ".join(str(reason).split())[:MAX_REASON] or "unknown cause"
+        processed["processor_notes"] += f"\npoison crash: {cause}"
+        self.metrics.incr("processor.poison_crash")
+        return processed

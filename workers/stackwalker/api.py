@@ -1,0 +1,70 @@
+"""The stackwalker's entry point: a minidump's bytes in, a ProcessResult out. Never raises.
+
+Used by the stackwalk rule (workers/rules), the `stackwalk` CLI and scripts/conformance.py.
+"""
+
+from __future__ import annotations
+
+import logging
+import mmap
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from procsupervisor.workers.stackwalker.model import SymbolProvider
+from procsupervisor.workers.stackwalker.output import json_dump, machine_readable
+from procsupervisor.workers.stackwalker.process import ProcessState, process_minidump
+
+log = logging.getLogger(__name__)
+
+STATUS_INTERNAL_ERROR = "ERROR_INTERNAL"
+
+
+@dataclass
+class ProcessResult:
+    status: str
+    notes: list[str] = field(default_factory=list)
+    state: ProcessState | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "OK"
+
+    def to_json_dump(self) -> dict[str, Any]:
+        if self.state is None:
+            return {"status": self.status, "notes": list(self.notes)}
+        return json_dump.render(self.state)
+
+    def to_machine_readable(self) -> str:
+        """Breakpad's `-m` text; empty for a dump Breakpad rejects (it prints nothing)."""
+        if self.state is None or not self.ok:
+            return ""
+        return machine_readable.render(self.state)
+
+
+def walk_minidump(
+    data: bytes | bytearray | mmap.mmap,
+    symbols: SymbolProvider | None,
+    *,
+    max_frames_per_thread: int = 1024,
+    deadline_s: float | None = None,
+) -> ProcessResult:
+    """Process one minidump. `deadline_s` bounds the walking time (threads walked after it
+    expires keep only what was found so far and are marked truncated)."""
+    deadline = None if deadline_s is None else time.monotonic() + deadline_s
+    try:
+        state = process_minidump(
+            data, symbols, max_frames_per_thread=max_frames_per_thread, deadline=deadline
+        )
+    except Exception as exc:  # the contract: a status, never an exception
+        log.exception("stackwalker failed")
+        return ProcessResult(STATUS_INTERNAL_ERROR, [f"stackwalker failed: {type(exc).__name__}"])
+    return ProcessResult(state.status, state.notes, state)
+
+
+def symbol_provider(symbol_paths: list[Path], cache_dir: Path | None = None) -> SymbolProvider:
+    """Symbol directories (Breakpad's layout), behind the shared cache when cache_dir is set."""
+    from procsupervisor.cache.provider import build_provider
+
+    return build_provider(list(symbol_paths), cache_dir)

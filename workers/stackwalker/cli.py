@@ -1,0 +1,74 @@
+"""`procsupervisor stackwalk DUMP`: walk one minidump and print Breakpad's `-m` text or the
+processed `json_dump`."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+from procsupervisor.workers.stackwalker.api import ProcessResult, symbol_provider, walk_minidump
+from procsupervisor.workers.stackwalker.model import SymbolProvider
+
+
+def _provider(paths: tuple[Path, ...], cache_dir: Path | None) -> SymbolProvider | None:
+    if not paths:
+        # Like Breakpad without a symbol path: no supplier at all (BREAKPAD.md section 2.1).
+        return None
+    return symbol_provider(list(paths), cache_dir)
+
+
+def _walk(dump: Path, provider: SymbolProvider | None, deadline_s: float | None) -> ProcessResult:
+    return walk_minidump(dump.read_bytes(), provider, deadline_s=deadline_s)
+
+
+@click.command("stackwalk")
+@click.argument("dump", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--symbols-path",
+    "symbols_paths",
+    multiple=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Breakpad symbol root (<debug_file>/<debug_id>/<name>.sym); repeatable, first hit wins.",
+)
+@click.option(
+    "--cache-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Use the shared symbol cache in this directory in front of the symbol paths.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the processed json_dump.")
+@click.option(
+    "--machine-readable", "-m", "machine", is_flag=True, help="Print Breakpad's -m text (default)."
+)
+@click.option("--pretty", is_flag=True, help="Indent the JSON output.")
+@click.option("--timeout", type=float, default=None, help="Stop walking after this many seconds.")
+def stackwalk(
+    dump: Path,
+    symbols_paths: tuple[Path, ...],
+    cache_dir: Path | None,
+    as_json: bool,
+    machine: bool,
+    pretty: bool,
+    timeout: float | None,
+) -> None:
+    """Walk the stacks of DUMP, a minidump file."""
+    if as_json and machine:
+        raise click.UsageError("--json and --machine-readable are exclusive")
+    result = _walk(dump, _provider(symbols_paths, cache_dir), timeout)
+    if as_json:
+        text = json.dumps(result.to_json_dump(), indent=2 if pretty else None, sort_keys=pretty)
+        click.echo(text)
+    elif result.ok:
+        sys.stdout.write(result.to_machine_readable())
+    for note in result.notes:
+        click.echo(f"note: {note}", err=True)
+    if not result.ok:
+        click.echo(
+            f"error: {dump}: {result.status} (not a minidump Breakpad can process)", err=True
+        )
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    stackwalk()

@@ -1,0 +1,220 @@
+"""Turn a minidump into a ProcessState the way Breakpad's MinidumpProcessor does: system info,
+crash reason and address, requesting thread, per-thread context and stack memory, module map,
+and one walk per thread (BREAKPAD.md sections 3.1 and 3.5, MINIDUMP.md section 7)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from procsupervisor.workers.stackwalker.minidump.context import (
+    UnsupportedContext,
+    parse_context,
+)
+from procsupervisor.workers.stackwalker.minidump.crash_reason import crash_address, crash_reason
+from procsupervisor.workers.stackwalker.minidump.dump import Minidump
+from procsupervisor.workers.stackwalker.minidump.header import HeaderError
+from procsupervisor.workers.stackwalker.minidump.memory import MemoryRegion
+from procsupervisor.workers.stackwalker.minidump.module_map import ModuleListUnreadable, ModuleMap
+from procsupervisor.workers.stackwalker.minidump.reader import Buffer, MinidumpFormatError
+from procsupervisor.workers.stackwalker.minidump.system_info import (
+    PLATFORM_ANDROID,
+    PLATFORM_LINUX,
+    SystemInfo,
+)
+from procsupervisor.workers.stackwalker.minidump.threads import RawThread
+from procsupervisor.workers.stackwalker.model import (
+    CallStack,
+    CodeModule,
+    CPUContext,
+    SymbolIndexProtocol,
+    SymbolProvider,
+)
+from procsupervisor.workers.stackwalker.unwind.walk import walk_thread
+
+STATUS_OK = "OK"
+STATUS_NO_THREAD_LIST = "ERROR_NO_THREAD_LIST"
+STATUS_DUPLICATE_REQUESTING_THREADS = "ERROR_DUPLICATE_REQUESTING_THREADS"
+
+
+class DumpSymbols:
+    """Symbols for one dump, cached by code_file as Breakpad does (BREAKPAD.md section 2.3),
+    remembering which modules had symbols for the JSON output."""
+
+    def __init__(self, provider: SymbolProvider | None, notes: list[str]) -> None:
+        self._provider = provider
+        self._notes = notes
+        self._by_code_file: dict[str, SymbolIndexProtocol | None] = {}
+
+    def get_symbols(self, module: CodeModule) -> SymbolIndexProtocol | None:
+        if self._provider is None or module.is_unloaded:
+            return None
+        key = module.code_file
+        if key not in self._by_code_file:
+            try:
+                self._by_code_file[key] = self._provider.get_symbols(module)
+            except Exception as exc:  # a broken symbol file must not fail the whole dump
+                self._notes.append(f"symbols for {key!r} failed to load: {type(exc).__name__}")
+                self._by_code_file[key] = None
+        return self._by_code_file[key]
+
+    def looked_up(self, module: CodeModule) -> bool:
+        return module.code_file in self._by_code_file
+
+    def loaded(self, module: CodeModule) -> bool:
+        return self._by_code_file.get(module.code_file) is not None
+
+
+@dataclass
+class ThreadState:
+    """One kept thread: its walked stack plus the context it started from."""
+
+    stack: CallStack
+    context: CPUContext | None
+    memory: MemoryRegion | None
+
+
+@dataclass
+class ProcessState:
+    status: str
+    notes: list[str] = field(default_factory=list)
+    dump: Minidump | None = None
+    system_info: SystemInfo | None = None
+    crashed: bool = False
+    crash_reason: str = ""
+    crash_address: int = 0
+    assertion: str | None = None
+    requesting_thread: int = -1
+    threads: list[ThreadState] = field(default_factory=list)
+    modules: ModuleMap = field(default_factory=ModuleMap.empty)
+    symbols: DumpSymbols | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == STATUS_OK
+
+
+def _module_map(dump: Minidump, notes: list[str]) -> ModuleMap:
+    loaded = dump.modules
+    if loaded is None:
+        return ModuleMap([], dump.unloaded_modules, truncate_lower=False)
+    truncate = dump.platform_id in (PLATFORM_LINUX, PLATFORM_ANDROID)
+    try:
+        return ModuleMap(loaded, dump.unloaded_modules, truncate_lower=truncate)
+    except ModuleListUnreadable as exc:
+        notes.append(f"module list dropped: {exc}")
+        return ModuleMap([], dump.unloaded_modules, truncate_lower=False)
+
+
+def _thread_memory(dump: Minidump, thread: RawThread) -> MemoryRegion | None:
+    if thread.stack_rva and thread.stack_size:
+        try:
+            view = dump.file.sub(thread.stack_rva, thread.stack_size)
+            if thread.stack_start + thread.stack_size <= 1 << 64:
+                return MemoryRegion(thread.stack_start, view)
+        except MinidumpFormatError:
+            pass
+    return dump.memory.region_for(thread.stack_start)
+
+
+def _thread_context(
+    dump: Minidump, thread: RawThread, use_exception: bool, notes: list[str]
+) -> CPUContext | None:
+    arch = dump.system_info.processor_architecture if dump.system_info else None
+    candidates = []
+    if use_exception and dump.exception is not None:
+        candidates.append((dump.exception.context_size, dump.exception.context_rva))
+    candidates.append((thread.context_size, thread.context_rva))
+    for size, rva in candidates:
+        view = dump.context_view(size, rva)
+        if view is None:
+            continue
+        try:
+            return parse_context(view, arch)
+        except UnsupportedContext:
+            return None
+        except MinidumpFormatError as exc:
+            notes.append(f"thread {thread.thread_id:#x}: context unreadable: {exc}")
+    return None
+
+
+def _kept_threads(dump: Minidump, threads: list[RawThread]) -> list[RawThread]:
+    info = dump.breakpad_info
+    dump_tid = info.dump_thread_id if info else None
+    return [t for t in threads if dump_tid is None or t.thread_id != dump_tid]
+
+
+def _requesting_thread_id(dump: Minidump) -> int | None:
+    if dump.exception is not None:
+        return dump.exception.thread_id
+    info = dump.breakpad_info
+    return info.requesting_thread_id if info else None
+
+
+def _fill_crash(state: ProcessState, dump: Minidump) -> None:
+    exc = dump.exception
+    if exc is not None:
+        state.crashed = True
+        state.crash_reason = crash_reason(exc, dump.system_info)
+        state.crash_address = crash_address(exc, dump.system_info)
+    elif dump.assertion is not None:
+        state.assertion = dump.assertion.describe()
+
+
+def process_minidump(
+    data: Buffer,
+    symbols: SymbolProvider | None,
+    *,
+    max_frames_per_thread: int = 1024,
+    deadline: float | None = None,
+) -> ProcessState:
+    """Never raises MinidumpFormatError: a dump Breakpad rejects gives an error status."""
+    notes: list[str] = []
+    try:
+        dump = Minidump(data)
+    except HeaderError as exc:
+        return ProcessState(status=exc.status, notes=[str(exc)])
+    state = ProcessState(status=STATUS_OK, notes=notes, dump=dump)
+    state.system_info = dump.system_info
+    raw_threads = dump.threads
+    if raw_threads is None:
+        state.status = STATUS_NO_THREAD_LIST
+        state.notes.extend(dump.notes)
+        return state
+    _fill_crash(state, dump)
+    state.modules = _module_map(dump, notes)
+    state.symbols = DumpSymbols(symbols, notes)
+
+    kept = _kept_threads(dump, raw_threads)
+    requesting_tid = _requesting_thread_id(dump)
+    if requesting_tid is not None:
+        matches = [i for i, t in enumerate(kept) if t.thread_id == requesting_tid]
+        if len(matches) > 1:
+            state.status = STATUS_DUPLICATE_REQUESTING_THREADS
+            state.notes.extend(dump.notes)
+            return state
+        state.requesting_thread = matches[0] if matches else -1
+
+    os_short = dump.system_info.os_short if dump.system_info else ""
+    for index, thread in enumerate(kept):
+        is_requesting = index == state.requesting_thread
+        context = _thread_context(dump, thread, is_requesting, notes)
+        memory = _thread_memory(dump, thread)
+        # Breakpad's x86 walker discards a stack above 4 GiB (BREAKPAD.md section 3.1 item 5).
+        if context is not None and context.cpu == "x86" and memory and memory.end > 1 << 32:
+            memory = None
+        stack = CallStack(
+            thread_id=thread.thread_id, thread_name=dump.thread_names.get(thread.thread_id)
+        )
+        if context is not None:
+            stack.frames, stack.truncated_reason = walk_thread(
+                context,
+                memory,
+                state.modules,
+                state.symbols,
+                os_short=os_short,
+                max_frames=max_frames_per_thread,
+                deadline=deadline,
+            )
+        state.threads.append(ThreadState(stack, context, memory))
+    state.notes.extend(dump.notes)
+    return state

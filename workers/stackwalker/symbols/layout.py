@@ -1,0 +1,110 @@
+"""On-disk layout of a symbol index (DESIGN.md §9): header, section table, typed arrays.
+
+Layout (little-endian):
+  header   32 bytes: magic, format version, section count, crc32 of everything after the
+           header, reserved, length of everything after the header
+  table    section count x (offset u64, byte length u64), offsets from the start of the buffer
+  sections 8-aligned typed arrays (tables.SECTIONS), read in place through memoryview.cast
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from array import array
+
+from procsupervisor.workers.stackwalker.symbols.tables import (
+    PARALLEL_GROUPS,
+    SECTION_NAMES,
+    SECTIONS,
+)
+
+MAGIC = b"PSSYMIX\x00"
+FORMAT_VERSION = 1
+_HEADER = struct.Struct("<8sIIIIQ")
+_TABLE_ENTRY = struct.Struct("<QQ")
+
+
+class SymbolIndexError(Exception):
+    """The buffer is not a valid symbol index (bad magic/version, truncated, corrupt)."""
+
+
+def _align8(n: int) -> int:
+    return (n + 7) & ~7
+
+
+def serialize_sections(sections: dict[str, array]) -> bytearray:
+    """Lay the sections out in the on-disk format (tables.SECTIONS order)."""
+    count = len(SECTIONS)
+    table_end = _HEADER.size + count * _TABLE_ENTRY.size
+    placements: list[tuple[int, int]] = []
+    pos = _align8(table_end)
+    for name, code in SECTIONS:
+        values = sections[name]
+        if values.typecode != code:
+            raise ValueError(f"section {name} has typecode {values.typecode}, expected {code}")
+        nbytes = len(values) * values.itemsize
+        placements.append((pos, nbytes))
+        pos = _align8(pos + nbytes)
+    out = bytearray(pos)
+    for (name, _), (offset, nbytes) in zip(SECTIONS, placements, strict=True):
+        if nbytes:
+            out[offset : offset + nbytes] = memoryview(sections[name]).cast("B")
+        table_pos = _HEADER.size + SECTION_NAMES.index(name) * _TABLE_ENTRY.size
+        _TABLE_ENTRY.pack_into(out, table_pos, offset, nbytes)
+    crc = zlib.crc32(memoryview(out)[_HEADER.size :])
+    _HEADER.pack_into(out, 0, MAGIC, FORMAT_VERSION, count, crc, 0, pos - _HEADER.size)
+    return out
+
+
+def read_layout(view: memoryview, verify: bool) -> dict[str, memoryview]:
+    total = len(view)
+    if total < _HEADER.size:
+        raise SymbolIndexError("truncated symbol index header")
+    magic, version, count, crc, _reserved, body_length = _HEADER.unpack_from(view, 0)
+    if magic != MAGIC:
+        raise SymbolIndexError("not a symbol index (bad magic)")
+    if version != FORMAT_VERSION:
+        raise SymbolIndexError(f"unsupported symbol index version {version}")
+    if count != len(SECTIONS):
+        raise SymbolIndexError(f"unexpected section count {count}")
+    if body_length != total - _HEADER.size:
+        raise SymbolIndexError(
+            f"symbol index length mismatch: header says {body_length + _HEADER.size}, "
+            f"buffer has {total}"
+        )
+    table_end = _HEADER.size + count * _TABLE_ENTRY.size
+    if table_end > total:
+        raise SymbolIndexError("truncated symbol index section table")
+    if verify and zlib.crc32(view[_HEADER.size :]) != crc:
+        raise SymbolIndexError("symbol index crc32 mismatch")
+    arrays: dict[str, memoryview] = {}
+    for i, (name, code) in enumerate(SECTIONS):
+        offset, nbytes = _TABLE_ENTRY.unpack_from(view, _HEADER.size + i * _TABLE_ENTRY.size)
+        itemsize = array(code).itemsize
+        if offset < table_end or offset % 8 or offset + nbytes > total or nbytes % itemsize:
+            raise SymbolIndexError(f"bad bounds for section {name}")
+        arrays[name] = view[offset : offset + nbytes].cast(code)
+    _check_shapes(arrays)
+    return arrays
+
+
+def _check_shapes(arrays: dict[str, memoryview]) -> None:
+    for group in PARALLEL_GROUPS:
+        first_name, first_mult = group[0]
+        count = len(arrays[first_name]) // first_mult
+        for name, mult in group:
+            if len(arrays[name]) != count * mult:
+                raise SymbolIndexError(f"section {name} does not match {first_name}")
+    prefixes = (
+        ("func_line_start", "func_base", "line_base"),
+        ("func_inline_start", "func_base", "inline_base"),
+        ("inlrec_range_start", "inlrec_name", "inlrec_range_base"),
+        ("str_offsets", None, "str_data"),
+    )
+    for prefix, owner, target in prefixes:
+        starts = arrays[prefix]
+        if owner is not None and len(starts) != len(arrays[owner]) + 1:
+            raise SymbolIndexError(f"section {prefix} has the wrong length")
+        if not len(starts) or starts[0] != 0 or starts[-1] != len(arrays[target]):
+            raise SymbolIndexError(f"section {prefix} does not cover {target}")

@@ -1,0 +1,122 @@
+"""What every unwinder needs while walking one thread: memory, modules, symbols, OS.
+
+Also holds Breakpad's shared helpers (TerminateWalk, BREAKPAD.md section 3.3).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from procsupervisor.workers.stackwalker.model import (
+    CodeModule,
+    CPUContext,
+    FrameTrust,
+    Memory,
+    ModuleLookup,
+    StackFrame,
+    SymbolIndexProtocol,
+    SymbolLookup,
+    SymbolProvider,
+    WindowsFrameInfo,
+)
+from procsupervisor.workers.stackwalker.symbols.layout import SymbolIndexError
+
+T = TypeVar("T")
+
+WORD_SIZES = {"x86": 4, "arm": 4, "amd64": 8, "arm64": 8}
+
+# Breakpad's trust for amd64's "simulating a return from leaf function"; the shared model may not
+# name it, and it behaves like CFI for every walking decision (not scanned, not the context).
+LEAF_TRUST: FrameTrust = getattr(FrameTrust, "LEAF", FrameTrust.CFI)
+
+
+@dataclass
+class WalkEnv:
+    memory: Memory | None
+    modules: ModuleLookup
+    symbols: SymbolProvider | None
+    os_short: str
+    word_size: int
+    # arm64 pointer-authentication strip mask (BREAKPAD.md section 4.4); all ones elsewhere.
+    pointer_mask: int = 0xFFFFFFFFFFFFFFFF
+    # Symbol sets by code_file, as Breakpad caches them (BREAKPAD.md section 2.3).
+    _symbol_cache: dict[str, SymbolIndexProtocol | None] = field(default_factory=dict)
+    # STACK WIN records remembered on x86 frames, keyed by id(frame) (section 4.1 A).
+    windows_info: dict[int, WindowsFrameInfo] = field(default_factory=dict)
+
+    @property
+    def mask(self) -> int:
+        return (1 << (8 * self.word_size)) - 1
+
+    def read_word(self, address: int) -> int | None:
+        if self.memory is None:
+            return None
+        address &= self.mask
+        if self.word_size == 4:
+            return self.memory.read_u32(address)
+        return self.memory.read_u64(address)
+
+    def readable(self, address: int, size: int) -> bool:
+        if self.memory is None:
+            return False
+        return self.memory.read(address & self.mask, size) is not None
+
+    def symbols_for(self, module: CodeModule | None) -> SymbolIndexProtocol | None:
+        if module is None or self.symbols is None or module.is_unloaded:
+            return None
+        key = module.code_file
+        if key not in self._symbol_cache:
+            self._symbol_cache[key] = self.symbols.get_symbols(module)
+        return self._symbol_cache[key]
+
+    def lookup(self, module: CodeModule | None, address: int) -> SymbolLookup | None:
+        """Breakpad's LookupAddress for an absolute address inside `module`."""
+        return self._query(module, address, lambda index, rel: index.lookup(rel))
+
+    def cfi_rules(self, frame: StackFrame) -> dict[str, str] | None:
+        return self._query(
+            frame.module, frame.instruction, lambda index, rel: index.find_cfi_rules(rel)
+        )
+
+    def windows_frame_info(self, frame: StackFrame) -> WindowsFrameInfo | None:
+        return self._query(
+            frame.module, frame.instruction, lambda index, rel: index.find_windows_frame_info(rel)
+        )
+
+    def _query(
+        self,
+        module: CodeModule | None,
+        address: int,
+        query: Callable[[SymbolIndexProtocol, int], T | None],
+    ) -> T | None:
+        index = self.symbols_for(module)
+        if index is None or module is None:
+            return None
+        try:
+            return query(index, address - module.base_address)
+        except SymbolIndexError:
+            # A damaged symbol index counts as a symbol file that failed to load, so one bad
+            # cache entry cannot abort the walk.
+            self._symbol_cache[module.code_file] = None
+            return None
+
+
+def terminate_walk(caller_pc: int, caller_sp: int, callee_sp: int, first_unwind: bool) -> bool:
+    """Breakpad's end-of-stack test: low pc, or a stack pointer that does not advance."""
+    if caller_pc < 0x1000:
+        return True
+    if first_unwind:
+        return caller_sp < callee_sp
+    return caller_sp <= callee_sp
+
+
+def caller_frame(context: CPUContext, trust: FrameTrust, instruction: int, ret: int) -> StackFrame:
+    return StackFrame(instruction=instruction, trust=trust, context=context, return_address=ret)
+
+
+def last_context(frames: list[StackFrame]) -> CPUContext:
+    context = frames[-1].context
+    assert context is not None, "the last frame of a walk is always a real frame"
+    return context
