@@ -12,6 +12,7 @@ from procsupervisor.cache.download import TEMP_DIR_NAME, TEMP_SUFFIX
 from procsupervisor.cache.errors import CacheDirectoryError
 from procsupervisor.cache.locks import KeyLocks
 from procsupervisor.cache.settings import MIB, SymbolCacheSettings, SymbolSettingsError
+from procsupervisor.cache.shared_counters import SharedCounters
 from procsupervisor.cache.store import SymbolStore
 
 # A temp download older than this belongs to a worker that died mid-download.
@@ -78,7 +79,7 @@ def cache(
 @click.option("--json", "as_json", is_flag=True, help="One JSON object.")
 @click.pass_obj
 def stats(obj: dict, as_json: bool) -> None:
-    """Entries, sizes and limit of the disk cache."""
+    """Entries, sizes and limit of the disk cache, and the counters of every worker so far."""
     store = _open_store(obj["cache_dir"], None)
     try:
         figures: dict[str, object] = {
@@ -88,6 +89,7 @@ def stats(obj: dict, as_json: bool) -> None:
             "size_limit_bytes": store.size_limit,
             **store.count_by_kind(),
             "lock_files": sum(1 for _ in KeyLocks(store.directory).directory.glob("*.lock")),
+            "totals": SharedCounters(store.directory).read(),
             "temp_files": sum(1 for _ in (store.directory / TEMP_DIR_NAME).glob(f"*{TEMP_SUFFIX}")),
         }
     finally:
@@ -96,7 +98,11 @@ def stats(obj: dict, as_json: bool) -> None:
         click.echo(json.dumps(figures, sort_keys=True))
         return
     for name, value in figures.items():
-        click.echo(f"{name}: {value}")
+        if isinstance(value, dict):
+            for counter, total in value.items():
+                click.echo(f"{name}.{counter}: {total:g}")
+        else:
+            click.echo(f"{name}: {value}")
 
 
 @cache.command("prune")

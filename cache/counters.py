@@ -1,10 +1,19 @@
-"""Per-process symbol cache counters, mirrored to statsd as they change."""
+"""Per-process symbol cache counters, mirrored to statsd as they change and added to the
+host-wide totals in batches."""
 
 from __future__ import annotations
 
+import logging
+import sqlite3
+import time
 from dataclasses import asdict, dataclass
 
+from procsupervisor.cache.shared_counters import SharedCounters
+
 from procsupervisor.metrics import Metrics, NullMetrics
+
+log = logging.getLogger(__name__)
+FLUSH_INTERVAL_S = 5.0
 
 METRIC_PREFIX = "processor.symbolcache"
 
@@ -28,6 +37,8 @@ class CacheCounters:
     store_errors: int = 0
     lock_timeouts: int = 0
     unsafe_names: int = 0
+    # unexpected failures, each one costing a module its symbols
+    errors: int = 0
 
     def as_dict(self) -> dict[str, float]:
         return asdict(self)
@@ -36,9 +47,31 @@ class CacheCounters:
 class CounterSink:
     """Counts locally and sends the same event to statsd."""
 
-    def __init__(self, metrics: Metrics | None = None) -> None:
+    def __init__(
+        self, metrics: Metrics | None = None, shared: SharedCounters | None = None
+    ) -> None:
         self.metrics: Metrics = metrics or NullMetrics()
         self.counters = CacheCounters()
+        self.shared = shared
+        self._flushed = CacheCounters()
+        self._flushed_at = time.monotonic()
+
+    def flush(self, force: bool = False) -> None:
+        """Add what changed since the last flush to the shared totals."""
+        if self.shared is None:
+            return
+        now = time.monotonic()
+        if not force and now - self._flushed_at < FLUSH_INTERVAL_S:
+            return
+        current, flushed = self.counters.as_dict(), self._flushed.as_dict()
+        deltas = {name: value - flushed[name] for name, value in current.items()}
+        self._flushed_at = now
+        try:
+            self.shared.add(deltas)
+        except sqlite3.Error as exc:
+            log.debug("cannot update shared symbol cache counters: %s", exc)
+            return
+        self._flushed = CacheCounters(**current)  # type: ignore[arg-type]
 
     def hit(self, tier: str) -> None:
         if tier == "memory":

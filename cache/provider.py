@@ -29,6 +29,7 @@ from procsupervisor.cache.errors import SupplierError
 from procsupervisor.cache.locks import KeyLocks
 from procsupervisor.cache.memory_lru import MemoryLRU
 from procsupervisor.cache.settings import MIB, SymbolCacheSettings
+from procsupervisor.cache.shared_counters import SharedCounters
 from procsupervisor.cache.store import STORE_ERRORS, EntryKind, StoredEntry, SymbolStore
 from procsupervisor.cache.supplier_base import FetchedSymbols, SymbolSupplier, is_safe_relpath
 from procsupervisor.cache.supplier_http import HttpSymbolServer
@@ -80,7 +81,7 @@ class CachingSymbolProvider:
         self.store = store
         self.suppliers = list(suppliers)
         self.codec: IndexCodec = codec or BreakpadIndexCodec()
-        self.sink = CounterSink(metrics)
+        self.sink = CounterSink(metrics, SharedCounters(store.directory))
         self.negative_ttl_s = negative_ttl_s
         self.error_retry_s = error_retry_s
         self.lock_timeout_s = lock_timeout_s
@@ -102,8 +103,10 @@ class CachingSymbolProvider:
         except Exception:
             # A symbol problem must cost this module its symbols, never the worker its crash.
             log.exception("symbol cache failure for %s", key)
-            self.sink.event("store_errors")
+            self.sink.event("errors")
             return None
+        finally:
+            self.sink.flush()
 
     def _get(self, key: str, module: CodeModule) -> SymbolIndexProtocol | None:
         index = self.loaded.get(key)
@@ -121,6 +124,13 @@ class CachingSymbolProvider:
         if found:
             return index
         self.sink.event("misses")
+        try:
+            return self._fill(key, module)
+        finally:
+            self.sink.flush(force=True)
+
+    def _fill(self, key: str, module: CodeModule) -> SymbolIndexProtocol | None:
+        """Single-flight: one process per key asks the suppliers; the others wait, then read."""
         with self.locks.hold(key, self.lock_timeout_s) as locked:
             if locked:
                 found, index = self._from_store(key, tier="peer")
@@ -262,6 +272,9 @@ class CachingSymbolProvider:
         return result
 
     def close(self) -> None:
+        self.sink.flush(force=True)
+        if self.sink.shared is not None:
+            self.sink.shared.close()
         self.loaded.clear()
         self.store.close()
 

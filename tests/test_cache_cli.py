@@ -7,11 +7,13 @@ import os
 import time
 from pathlib import Path
 
+from _cache_helpers import make_module, make_provider, write_symbol_tree
 from click.testing import CliRunner
 from procsupervisor.cache.cli import cache
 from procsupervisor.cache.download import temp_dir
 from procsupervisor.cache.locks import KeyLocks
 from procsupervisor.cache.store import SymbolStore
+from procsupervisor.cache.supplier_local import LocalDirectorySupplier
 
 
 def _filled(cache_dir: Path, limit: int = 10 << 20) -> SymbolStore:
@@ -77,3 +79,21 @@ def test_refuses_missing_or_unsafe_directory(tmp_path: Path) -> None:
     (tmp_path / "open").chmod(0o777)
     result = runner.invoke(cache, ["--cache-dir", str(tmp_path / "open"), "stats"])
     assert result.exit_code != 0 and "world-writable" in result.output
+
+
+def test_stats_show_totals_of_every_worker(tmp_path: Path) -> None:
+    modules = [make_module(f"m{n}.so") for n in range(3)]
+    write_symbol_tree(tmp_path / "syms", modules)
+    for _ in range(2):
+        worker = make_provider(tmp_path / "c", [LocalDirectorySupplier(tmp_path / "syms")])
+        for module in modules + [make_module("absent.so")]:
+            worker.get_symbols(module)
+            worker.get_symbols(module)
+        worker.close()
+    result = CliRunner().invoke(cache, ["--cache-dir", str(tmp_path / "c"), "stats", "--json"])
+    totals = json.loads(result.output)["totals"]
+    assert totals["misses"] == 4 and totals["downloads"] == 3
+    assert totals["disk_hits"] == 3 and totals["memory_hits"] == 6
+    assert totals["negative_hits"] == 3
+    text = CliRunner().invoke(cache, ["--cache-dir", str(tmp_path / "c"), "stats"]).output
+    assert "totals.downloads: 3" in text

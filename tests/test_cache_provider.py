@@ -217,3 +217,27 @@ def test_provider_from_config_refuses_unsafe_directory(tmp_path: Path) -> None:
     assert isinstance(provider, CachingSymbolProvider)
     assert provider.store.size_limit == 5 << 20
     assert provider.stats()["directory"] == str(tmp_path / "symcache")
+
+
+def test_unexpected_supplier_failure_costs_only_the_symbols(tmp_path: Path) -> None:
+    class Broken:
+        kind = "http"
+
+        def fetch(self, relpath: str, workdir: Path) -> None:
+            raise RuntimeError("bug in a supplier")
+
+    worker = make_provider(tmp_path / "cache", [Broken()])
+    assert worker.get_symbols(make_module("a.so")) is None
+    assert worker.stats()["errors"] == 1
+
+
+def test_stuck_lock_holder_delays_but_does_not_block(tmp_path: Path) -> None:
+    mod = make_module("a.so")
+    write_symbol_tree(tmp_path / "syms", [mod])
+    worker = make_provider(
+        tmp_path / "cache", [LocalDirectorySupplier(tmp_path / "syms")], lock_timeout_s=0.1
+    )
+    with worker.locks.hold(cache_key(mod), timeout_s=1) as locked:
+        assert locked
+        assert worker.get_symbols(mod) is not None
+    assert worker.stats()["lock_timeouts"] == 1 and worker.stats()["downloads"] == 1

@@ -222,3 +222,8 @@ def test_schema_rejects_mistakes() -> None:
         with pytest.raises(Exception, match=".") as info:
             validate_processed_crash(broken)
         assert type(info.value).__name__ == "ValidationError"
+
+
+def test_unknown_options_are_logged(caplog: pytest.LogCaptureFixture) -> None:
+    Processor(symbols=None, metrics=NullMetrics(), options={"stackwalk_timeout": "5"})
+    assert "unknown processor option 'stackwalk_timeout' ignored" in caplog.text

@@ -42,7 +42,7 @@ SEEDS = [
     "bugsplat/myQtCrasher.dmp",
     "electron-node-minidump/windows.dmp",
 ]
-MUTATIONS_PER_SEED = 40
+MUTATIONS_PER_SEED = 150
 WALK_DEADLINE_S = 2.0
 # Generous: the walk itself stops at WALK_DEADLINE_S; this catches unbounded parsing.
 INPUT_TIME_BOUND_S = 15.0

@@ -152,6 +152,12 @@ def test_no_queue_starves_under_a_flood(env, flooded: str) -> None:
     for ids in trickle.values():
         for cid in ids:
             assert processed_crash(data_dir, cid)["uuid"] == cid
+    # Nothing is lost: each flood crash (never stored) ends dead-lettered with its reason.
+    supervisor.wait_for(lambda s: s["queues"][flooded]["dead_lettered"] == 300, timeout=30,
+                        what="flood finished")
+    letters = dead_letters(data_dir)
+    assert len(letters) == 300
+    assert all(letter["reason"].startswith("not_found after 1 attempts") for letter in letters)
 
 
 def _alive(pid: int) -> bool:

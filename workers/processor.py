@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 from collections.abc import Mapping
 from importlib import resources
 from typing import Any
@@ -35,6 +36,9 @@ SCHEMA_RESOURCE = "schema/processed_crash.schema.json"
 # here reads the dumps, since a dump is the likely poison.
 POISON_RULESET = "poison"
 MAX_REASON = 500
+KNOWN_OPTIONS = frozenset({"stackwalk_max_frames", "stackwalk_timeout_s", "hostname"})
+
+logger = logging.getLogger(__name__)
 
 
 @functools.cache
@@ -114,6 +118,8 @@ class Processor:
         walker: stackwalk.Walker | None = None,
     ) -> None:
         options = options or {}
+        for unknown in sorted(set(options) - KNOWN_OPTIONS):
+            logger.warning("unknown processor option %r ignored", unknown)
         self.metrics = metrics
         named = build_rulesets(
             symbols=symbols,

@@ -21,6 +21,7 @@ class FrameTrust(enum.Enum):
     PREWALKED = "prewalked"
     CONTEXT = "context"
     INLINE = "inline"
+    LEAF = "leaf"  # amd64 Windows: caller of the context frame by simulated return
 
 
 @dataclass

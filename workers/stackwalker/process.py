@@ -168,17 +168,17 @@ def process_minidump(
     deadline: float | None = None,
 ) -> ProcessState:
     """Never raises MinidumpFormatError: a dump Breakpad rejects gives an error status."""
-    notes: list[str] = []
     try:
         dump = Minidump(data)
     except HeaderError as exc:
         return ProcessState(status=exc.status, notes=[str(exc)])
+    # One list: streams parsed later (while rendering) still add their notes to the result.
+    notes = dump.notes
     state = ProcessState(status=STATUS_OK, notes=notes, dump=dump)
     state.system_info = dump.system_info
     raw_threads = dump.threads
     if raw_threads is None:
         state.status = STATUS_NO_THREAD_LIST
-        state.notes.extend(dump.notes)
         return state
     _fill_crash(state, dump)
     state.modules = _module_map(dump, notes)
@@ -190,7 +190,6 @@ def process_minidump(
         matches = [i for i, t in enumerate(kept) if t.thread_id == requesting_tid]
         if len(matches) > 1:
             state.status = STATUS_DUPLICATE_REQUESTING_THREADS
-            state.notes.extend(dump.notes)
             return state
         state.requesting_thread = matches[0] if matches else -1
 
@@ -216,5 +215,4 @@ def process_minidump(
                 deadline=deadline,
             )
         state.threads.append(ThreadState(stack, context, memory))
-    state.notes.extend(dump.notes)
     return state

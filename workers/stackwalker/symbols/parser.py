@@ -9,8 +9,11 @@ in cparse.py, so both give the same answers.
 from __future__ import annotations
 
 import json
+import re
 from array import array
 from dataclasses import dataclass, field
+from itertools import repeat
+from operator import add, le, sub
 
 from procsupervisor.workers.stackwalker.symbols.containers import (
     ContainedRanges,
@@ -35,7 +38,11 @@ CHUNK_BYTES = 8 << 20
 _HEX_CHARS = b"0123456789abcdefABCDEF"
 _DEC_CHARS = b"0123456789"
 _LINE_RECORD_CHARS = _HEX_CHARS + b" "
-_KEYWORD_FIRST_BYTES = frozenset(b"FSPMI")
+# Lines that may be keyword records; every other line is a line record.
+_KEYWORD_LINE = re.compile(rb"^[FSPMI].*$", re.MULTILINE)
+_LINE_BLOCK = re.compile(
+    rb"(?:[0-9a-fA-F]+ [0-9a-fA-F]+ [0-9]+ [0-9]+\n)*[0-9a-fA-F]+ [0-9a-fA-F]+ [0-9]+ [0-9]+"
+)
 
 NO_FUNC = -1  # no current function: line records are errors
 DROPPED_FUNC = -2  # a FUNC that parsed but was not stored: its records are parsed and lost
@@ -158,7 +165,7 @@ class SymParser:
                     chunk = chunk.replace(b"\x00", b"_")
                 if b"\r" in chunk:
                     chunk = chunk.replace(b"\r", b"\n")
-                self._feed(chunk.split(b"\n"))
+                self._feed(chunk)
         except _Bail:
             self.stats.truncated = True
         return self._finish()
@@ -189,8 +196,61 @@ class SymParser:
 
     # ---- the per-line loop --------------------------------------------------------------
 
-    def _feed(self, lines: list[bytes]) -> None:
-        keyword_first = _KEYWORD_FIRST_BYTES
+    def _feed(self, chunk: bytes) -> None:
+        """Keyword lines one by one; the runs of line records between them in bulk."""
+        pos = 0
+        keyword_line = self._keyword_line
+        for match in _KEYWORD_LINE.finditer(chunk):
+            start = match.start()
+            if start > pos + 1:
+                self._line_block(chunk[pos:start])
+            line = match.group()
+            if not keyword_line(line):
+                self._line_records([line])
+            pos = match.end()
+        if pos + 1 < len(chunk):
+            self._line_block(chunk[pos:])
+
+    def _line_block(self, block: bytes) -> None:
+        body = block.strip(b"\n")
+        if not body:
+            return
+        cur = self._cur
+        if cur == NO_FUNC or _LINE_BLOCK.fullmatch(body) is None:
+            self._line_records(body.split(b"\n"))
+            return
+        tokens = body.replace(b"\n", b" ").split(b" ")
+        bases = list(map(int, tokens[0::4], repeat(16)))
+        sizes = list(map(int, tokens[1::4], repeat(16)))
+        numbers = list(map(int, tokens[2::4]))
+        file_ids = list(map(int, tokens[3::4]))
+        if (
+            max(bases) >= U64_MAX
+            or max(sizes) >= U64_MAX
+            or max(numbers) >= LONG_MAX
+            or max(file_ids) >= LONG_MAX
+            or 0 in sizes
+        ):
+            self._line_records(body.split(b"\n"))
+            return
+        if cur < 0:
+            return  # well-formed records of a FUNC that was not stored
+        ends = list(map(add, bases, sizes))
+        if (
+            bases[0] <= self._cur_last_high
+            or ends[-1] > U64_MAX + 1
+            or not all(map(le, ends[:-1], bases[1:]))
+        ):
+            self._line_records(body.split(b"\n"))
+            return
+        self._line_base.extend(bases)
+        self._line_high.extend(map(sub, ends, repeat(1)))
+        self._line_number.extend(numbers)
+        self._line_file.extend(file_ids)
+        self._cur_last_high = ends[-1] - 1
+
+    def _line_records(self, lines: list[bytes]) -> None:
+        """Line records one at a time, with every rule (conflicts, errors)."""
         record_chars = _LINE_RECORD_CHARS
         line_base = self._line_base
         line_high = self._line_high
@@ -201,12 +261,6 @@ class SymParser:
         for line in lines:
             if not line:
                 continue
-            if line[0] in keyword_first:
-                self._cur_last_high = last_high
-                if self._keyword_line(line):
-                    cur = self._cur
-                    last_high = self._cur_last_high
-                    continue
             if cur == NO_FUNC:
                 self._error()
                 continue
@@ -267,7 +321,9 @@ class SymParser:
 
     def _keyword_line(self, line: bytes) -> bool:
         """Handle a keyword record; False if the line is not one (then it is a line record)."""
-        if line.startswith(b"FUNC "):
+        if line.startswith(b"STACK CFI ") and self._stack_cfi_fast(line):
+            pass
+        elif line.startswith(b"FUNC "):
             self._func(line[5:])
         elif line.startswith(b"STACK "):
             if not self._stack(line[6:]):
@@ -371,6 +427,28 @@ class SymParser:
             return self._stack_cfi(body)
         if platform == b"WIN":
             return self._stack_win(body)
+        return False
+
+    def _stack_cfi_fast(self, line: bytes) -> bool:
+        """Well-formed `STACK CFI [INIT] ...` lines; False means "use the general path"."""
+        parts = line.split(b" ", 3)
+        if len(parts) != 4 or not parts[2] or not parts[3]:
+            return False
+        if parts[2] != b"INIT":
+            if parts[2].translate(None, _HEX_CHARS):
+                return False
+            self._cfi_deltas[int(parts[2], 16)] = self._intern(parts[3])
+            return True
+        init = parts[3].split(b" ", 2)
+        if len(init) != 3 or not init[2] or init[0].translate(None, _HEX_CHARS):
+            return False
+        if not init[0] or not init[1] or init[1].translate(None, _HEX_CHARS):
+            return False
+        base = int(init[0], 16)
+        high = range_high(base, int(init[1], 16))
+        if base <= U64_MAX and high is not None:
+            self._cfi_inits.store(base, high, self._intern(init[2]))
+            return True
         return False
 
     def _stack_cfi(self, body: bytes) -> bool:

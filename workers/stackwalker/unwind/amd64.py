@@ -5,7 +5,6 @@ from __future__ import annotations
 from procsupervisor.workers.stackwalker.model import CPUContext, FrameTrust, StackFrame
 from procsupervisor.workers.stackwalker.unwind.cfi_walk import CFIRegister, caller_by_cfi
 from procsupervisor.workers.stackwalker.unwind.env import (
-    LEAF_TRUST,
     WalkEnv,
     caller_frame,
     last_context,
@@ -76,7 +75,7 @@ def _caller_by_simulating_return(
     registers = dict(callee.registers)
     registers["rip"] = found[1]
     registers["rsp"] = (found[0] + 8) & MASK
-    return CPUContext(cpu="amd64", registers=registers, valid=set(callee.valid)), LEAF_TRUST
+    return CPUContext(cpu="amd64", registers=registers, valid=set(callee.valid)), FrameTrust.LEAF
 
 
 def _is_non_canonical(address: int) -> bool:

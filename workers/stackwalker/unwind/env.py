@@ -27,11 +27,6 @@ T = TypeVar("T")
 
 WORD_SIZES = {"x86": 4, "arm": 4, "amd64": 8, "arm64": 8}
 
-# Breakpad's trust for amd64's "simulating a return from leaf function"; the shared model may not
-# name it, and it behaves like CFI for every walking decision (not scanned, not the context).
-LEAF_TRUST: FrameTrust = getattr(FrameTrust, "LEAF", FrameTrust.CFI)
-
-
 @dataclass
 class WalkEnv:
     memory: Memory | None
