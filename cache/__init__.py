@@ -1,1 +1,14 @@
-"""Shared on-disk symbol cache and symbol suppliers. Installed as `procsupervisor.cache`."""
+"""Shared on-disk symbol cache and symbol suppliers. Installed as `procsupervisor.cache`.
+
+Entry points (DESIGN.md section 9):
+- `provider.provider_from_config(symbols_section, data_dir, metrics)`: a worker's
+  `CachingSymbolProvider` (keys of `[symbols]` in `settings`); `.get_symbols(module)`,
+  `.stats()`, `.close()`.
+- `provider.build_provider(symbol_paths, cache_dir)`: for the `stackwalk` command.
+- `cli.cache`: the `procsupervisor cache stats|prune` click group.
+
+Parts: `store` (diskcache directory, bytes only via `disk`, vetted by `directory`), `locks`
+(single-flight), `memory_lru`, suppliers (`supplier_local`, `supplier_http`, `supplier_s3`,
+streaming through `download`), `codec` (the stackwalker's index format), `counters` and
+`shared_counters` (statsd and host-wide totals).
+"""

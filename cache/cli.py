@@ -99,6 +99,8 @@ def stats(obj: dict, as_json: bool) -> None:
         return
     for name, value in figures.items():
         if isinstance(value, dict):
+            if not value:
+                click.echo(f"{name}: none recorded")
             for counter, total in value.items():
                 click.echo(f"{name}.{counter}: {total:g}")
         else:

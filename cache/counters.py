@@ -3,9 +3,12 @@ host-wide totals in batches."""
 
 from __future__ import annotations
 
+import atexit
 import logging
+import os
 import sqlite3
 import time
+import weakref
 from dataclasses import asdict, dataclass
 
 from procsupervisor.cache.shared_counters import SharedCounters
@@ -55,6 +58,9 @@ class CounterSink:
         self.shared = shared
         self._flushed = CacheCounters()
         self._flushed_at = time.monotonic()
+        if shared is not None:
+            # Short-lived users (the stackwalk command) would otherwise never reach a flush.
+            atexit.register(_flush_at_exit, weakref.ref(self), os.getpid())
 
     def flush(self, force: bool = False) -> None:
         """Add what changed since the last flush to the shared totals."""
@@ -103,6 +109,13 @@ class CounterSink:
     def size(self, size_bytes: int, entries: int) -> None:
         self.metrics.gauge(f"{METRIC_PREFIX}.size_bytes", size_bytes)
         self.metrics.gauge(f"{METRIC_PREFIX}.entries", entries)
+
+
+def _flush_at_exit(sink_ref: weakref.ref[CounterSink], pid: int) -> None:
+    sink = sink_ref()
+    # A forked child inherits the parent's handlers and counts; only the owner flushes.
+    if sink is not None and os.getpid() == pid:
+        sink.flush(force=True)
 
 
 _METRIC_NAMES = {

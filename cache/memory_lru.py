@@ -19,9 +19,6 @@ class MemoryLRU(Generic[V]):
     def __len__(self) -> int:
         return len(self._entries)
 
-    def __contains__(self, key: str) -> bool:
-        return key in self._entries
-
     def get(self, key: str) -> V | None:
         entry = self._entries.get(key)
         if entry is None:

@@ -337,7 +337,11 @@ def provider_from_config(
 
 
 def build_provider(symbol_paths: list[Path], cache_dir: Path | None) -> SymbolProvider:
-    """For `stackwalk`: plain symbol directories, or the same behind a cache in `cache_dir`."""
+    """For `stackwalk`: plain symbol directories, or the same behind a cache in `cache_dir`.
+
+    Entries are keyed by module only (`debug_file/debug_id`), as symbol stores are: a cache
+    directory must not be shared between symbol roots holding different files for the same
+    module, or the first one parsed wins."""
     if cache_dir is None:
         from procsupervisor.workers.stackwalker.symbols.supplier import (
             DirectorySymbolProvider,

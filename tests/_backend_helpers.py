@@ -4,13 +4,21 @@ PostgreSQL schema, unique RabbitMQ queue names, a UDP statsd listener, synthetic
 from __future__ import annotations
 
 import datetime as dt
+import os
 import socket
+import struct
+import subprocess
+import sys
 import threading
+import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from procsupervisor import crashid
+from procsupervisor.queues.base import DEFAULT_QUEUE_NAMES
 
 AWS_TEST_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -217,3 +225,237 @@ class TcpProxy:
             except OSError:
                 pass
             sock.close()
+
+
+class MotoProcess:
+    """moto's S3 server as its own process, so a busy supervisor does not compete with the
+    test process's interpreter for it."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout_s: float = 30) -> MotoProcess:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env={**os.environ, **AWS_TEST_ENV},
+        )
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return self
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError("moto server did not start")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def tiny_minidump() -> bytes:
+    """A small valid amd64 minidump (one thread, one module, an exception): cheap to walk."""
+    from minidump_synth import SynthMinidump, amd64_context, cv_elf
+
+    dump = SynthMinidump()
+    stack = dump.add_memory(0x7000, struct.pack("<8Q", 0x401010, 0, 0x401020, 0, 0, 0, 0, 0))
+    dump.add_thread(1, amd64_context(rip=0x401005, rsp=0x7000, rbp=0x7010), stack)
+    dump.add_module(0x400000, 0x10000, "/usr/bin/app", cv=cv_elf(b"\x01" * 16))
+    dump.set_exception(1, 11, 0x0)
+    return dump.build()
+
+
+@dataclass
+class Stack:
+    """One isolated production stack on this machine: unique RabbitMQ queues, a unique
+    PostgreSQL schema, a bucket on moto, and an ES-protocol server."""
+
+    rabbitmq_url: str
+    postgres_dsn: str  # what the supervisor uses (may go through a TcpProxy)
+    admin_dsn: str  # direct, for checks
+    s3_endpoint: str
+    es_url: str
+    prefix: str = field(default_factory=lambda: unique_name("pse2e"))
+
+    @property
+    def bucket(self) -> str:
+        return self.prefix.replace("_", "-")
+
+    @property
+    def schema(self) -> str:
+        return self.prefix
+
+    def queue_name(self, logical: str) -> str:
+        return f"{self.prefix}.{logical}"
+
+    def config_text(
+        self,
+        data_dir: Path,
+        *,
+        workers: int = 2,
+        max_attempts: int = 8,
+        retry_delay_s: float = 0.2,
+        order: str = "postgres, s3, elasticsearch",
+        processor: str = "procsupervisor.workers.processor:Processor",
+        processor_options: str = "",
+    ) -> str:
+        return (
+            "[supervisor]\n"
+            f"data_dir = {data_dir}\n"
+            f"workers = {workers}\n"
+            "deadline_s = 60\n"
+            f"max_attempts = {max_attempts}\n"
+            f"retry_delay_s = {retry_delay_s}\n"
+            "graceful_timeout_s = 10\n"
+            f"processor = {processor}\n"
+            "[queue]\n"
+            "backend = rabbitmq\n"
+            f"url = {self.rabbitmq_url}\n"
+            + "".join(f"{q}_queue = {self.queue_name(q)}\n" for q in DEFAULT_QUEUE_NAMES)
+            + f"deadletter_queue = {self.queue_name('deadletter')}\n"
+            f"retry_queue = {self.queue_name('retry')}\n"
+            "reconnect_backoff_s = 0.1, 0.2, 0.5\n"
+            "[source]\n"
+            "backend = s3\n"
+            f"bucket = {self.bucket}\n"
+            f"endpoint_url = {self.s3_endpoint}\n"
+            "region = us-east-1\n"
+            "access_key = testing\n"
+            "secret_key = testing\n"
+            "[destinations]\n"
+            f"order = {order}\n"
+            f"postgres_dsn = {self.postgres_dsn}\n"
+            f"postgres_schema = {self.schema}\n"
+            "postgres_attempts = 2\n"
+            "postgres_retry_delay_s = 0.1\n"
+            "postgres_connect_timeout_s = 2\n"
+            f"s3_bucket = {self.bucket}\n"
+            f"s3_endpoint_url = {self.s3_endpoint}\n"
+            "s3_region = us-east-1\n"
+            "s3_access_key = testing\n"
+            "s3_secret_key = testing\n"
+            f"elasticsearch_url = {self.es_url}\n"
+            "elasticsearch_attempts = 2\n"
+            "elasticsearch_backoff_s = 0.05\n"
+            "elasticsearch_timeout_s = 5\n"
+            "[processor]\n" + processor_options + "[logging]\nlevel = INFO\n"
+        )
+
+    def s3(self) -> Any:
+        from procsupervisor.storage.s3 import S3CrashStorage
+
+        return S3CrashStorage(
+            self.bucket,
+            endpoint_url=self.s3_endpoint,
+            region="us-east-1",
+            access_key="testing",
+            secret_key="testing",
+        )
+
+    def queue(self) -> Any:
+        from procsupervisor.queues.rabbitmq import RabbitMQQueue
+
+        return RabbitMQQueue(
+            self.rabbitmq_url,
+            names={q: self.queue_name(q) for q in DEFAULT_QUEUE_NAMES},
+            deadletter_queue=self.queue_name("deadletter"),
+            retry_queue=self.queue_name("retry"),
+        )
+
+    def prepare(self) -> None:
+        """Bucket and PostgreSQL schema (through `procsupervisor db init`)."""
+        from click.testing import CliRunner
+
+        from procsupervisor.storage.db_cli import db
+
+        self.s3().create_bucket()
+        result = CliRunner().invoke(db, ["init", "--dsn", self.admin_dsn, "--schema", self.schema])
+        if result.exit_code != 0:
+            raise RuntimeError(result.output)
+
+    def seed(self, count: int, queue: str = "normal", dump: bytes | None = None) -> list[str]:
+        """Store `count` raw crashes (with a tiny dump) in S3, then queue their ids."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        dump = tiny_minidump() if dump is None else dump
+        ids = [new_crash_id(dt.date(2026, 11, 23 + n % 5)) for n in range(count)]
+        storage = self.s3()
+
+        def store(crash_id: str) -> None:
+            raw = synthetic_raw_crash(crash_id, CrashTime=str(1_800_000_000))
+            storage.save_raw_crash(raw, {"upload_file_minidump": dump}, crash_id)
+
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(store, ids))
+        storage.close()
+        publisher = self.queue()
+        for crash_id in ids:
+            publisher.publish(queue, crash_id)
+        publisher.close()
+        return ids
+
+    # -- checks ------------------------------------------------------------------------------
+
+    def pg_ids(self) -> set[str]:
+        import psycopg2
+
+        connection = psycopg2.connect(self.admin_dsn)
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(f'SELECT uuid FROM "{self.schema}".reports')
+                reports = {row[0] for row in cursor.fetchall()}
+                cursor.execute(f'SELECT uuid FROM "{self.schema}".processed_crashes')
+                processed = {row[0] for row in cursor.fetchall()}
+            return reports & processed
+        finally:
+            connection.close()
+
+    def s3_processed_ids(self) -> set[str]:
+        client = self.s3().client
+        found: set[str] = set()
+        paginator = client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix="v1/processed_crash/"):
+            found.update(obj["Key"].rsplit("/", 1)[1] for obj in page.get("Contents", []))
+        return found
+
+    def queue_depths(self) -> dict[str, int]:
+        publisher = self.queue()
+        depths = publisher.depths()
+        publisher.close()
+        return depths
+
+    def wait_until(self, predicate: Any, timeout_s: float, what: str, poll_s: float = 0.5) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if predicate():
+                return
+            time.sleep(poll_s)
+        raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
+
+    def cleanup(self) -> None:
+        import pika
+        import psycopg2
+
+        connection = pika.BlockingConnection(pika.URLParameters(self.rabbitmq_url))
+        channel = connection.channel()
+        for name in [*DEFAULT_QUEUE_NAMES, "deadletter"]:
+            channel.queue_delete(self.queue_name(name))
+        connection.close()
+        pg = psycopg2.connect(self.admin_dsn)
+        pg.autocommit = True
+        with pg.cursor() as cursor:
+            cursor.execute(f'DROP SCHEMA IF EXISTS "{self.schema}" CASCADE')
+        pg.close()

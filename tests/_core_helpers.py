@@ -6,7 +6,7 @@ config's [processor] section:
 - `hold_dir`: a crash whose id is a file name in this folder waits (up to 60 s) until the file
   is removed, so a test can act while a worker is known to be busy with it;
 - `hang_marker`: a raw crash with this key set to true never finishes (deadline tests);
-- `spin_ms`: burn this much CPU per crash (benchmarks);
+- `work_units`: a fixed amount of CPU work per crash (`burn_cpu`, for benchmarks);
 - `trivial`: "1" skips the real Processor entirely (dispatch-ceiling benchmark).
 """
 
@@ -34,7 +34,7 @@ class HookedProcessor:
         options = dict(options or {})
         self.hold_dir = Path(options["hold_dir"]) if options.get("hold_dir") else None
         self.hang_marker = options.get("hang_marker") or None
-        self.spin_s = float(options.get("spin_ms") or 0) / 1000.0
+        self.work_units = int(options.get("work_units") or 0)
         self.trivial = options.get("trivial") == "1"
         self.inner = None
         if not self.trivial:
@@ -56,8 +56,8 @@ class HookedProcessor:
         if self.hang_marker and raw_crash.get(self.hang_marker) is True:
             while True:
                 time.sleep(1)
-        if self.spin_s:
-            spin(self.spin_s)
+        if self.work_units:
+            burn_cpu(self.work_units)
         if self.inner is None:
             return {"crash_id": crash_id, "uuid": crash_id, "success": True, "processor_notes": ""}
         return self.inner.process(crash_id, raw_crash, dumps, ruleset=ruleset, previous=previous)
@@ -80,14 +80,21 @@ class HookedProcessor:
             time.sleep(0.02)
 
 
-def spin(seconds: float) -> None:
-    """Burn CPU (not sleep) for about `seconds` of wall time."""
-    end = time.perf_counter() + seconds
-    x = 0
-    while time.perf_counter() < end:
+def burn_cpu(units: int) -> int:
+    """A fixed amount of pure-Python CPU work (not a fixed time: contention must show)."""
+    total = 0
+    for _ in range(units):
         for i in range(1000):
-            x += i * i
-    del x
+            total += i * i
+    return total
+
+
+def units_per_ms() -> float:
+    """How many `burn_cpu` units this machine does per millisecond on one core (now)."""
+    burn_cpu(200)  # warm up
+    start = time.process_time()
+    burn_cpu(2000)
+    return 2000 / ((time.process_time() - start) * 1000)
 
 
 def write_config(

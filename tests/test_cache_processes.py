@@ -85,6 +85,7 @@ def test_one_download_for_many_workers_missing_the_same_module(tmp_path: Path) -
         assert server.count(REL) == 1
         assert sum(s["downloads"] for s in stats) == 1
         assert sum(s["peer_fills"] + s["disk_hits"] for s in stats) == 5
+        assert sum(s["peer_fills"] for s in stats) >= 1  # some really waited for the download
 
         # A damaged value is refetched once, however many workers find it damaged.
         store = SymbolStore(tmp_path / "cache", None)

@@ -4,51 +4,19 @@ from __future__ import annotations
 
 import json
 import mmap
-import struct
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from minidump_synth import (
-    ARCH_AMD64,
-    PLATFORM_LINUX,
-    SymFunction,
-    SynthMinidump,
-    amd64_context,
-    cv_elf,
-    elf_debug_id,
-    sym_text,
-    write_sym,
-)
+from minidump_synth import write_demo_crash
 from procsupervisor.workers.stackwalker.api import walk_minidump
 from procsupervisor.workers.stackwalker.cli import stackwalk
-
-BUILD_ID = bytes.fromhex("0123456789abcdef0123456789abcdef01234567")
-STACK = 0x7FFF_0000
 
 
 @pytest.fixture
 def crash(tmp_path: Path) -> tuple[Path, Path]:
     """A Linux amd64 crash in `crash_here`, called from `main`, with its symbols."""
-    synth = SynthMinidump(platform_id=PLATFORM_LINUX, arch=ARCH_AMD64, csd_version="Linux 6.1")
-    synth.add_module(0x400000, 0x10000, "/opt/demo/demo", cv=cv_elf(BUILD_ID))
-    stack = bytearray(0x80)
-    struct.pack_into("<QQ", stack, 0x10, 0, 0x401085)  # saved rbp, return into main
-    region = synth.add_memory(STACK, bytes(stack))
-    context = amd64_context(rip=0x401108, rsp=STACK, rbp=STACK + 0x10)
-    synth.add_thread(42, context, region)
-    synth.set_exception(42, code=11, flags=1, address=0, context=context)
-    dump = tmp_path / "demo.dmp"
-    dump.write_bytes(synth.build())
-    root = tmp_path / "symbols"
-    functions = [
-        SymFunction(0x1000, 0x100, "main", line=7, file="demo.c"),
-        SymFunction(0x1100, 0x40, "crash_here", line=3, file="demo.c"),
-    ]
-    write_sym(
-        root, "demo", elf_debug_id(BUILD_ID), sym_text("demo", elf_debug_id(BUILD_ID), functions)
-    )
-    return dump, root
+    return write_demo_crash(tmp_path / "demo")
 
 
 def test_machine_readable_with_symbols(crash: tuple[Path, Path]) -> None:

@@ -117,7 +117,11 @@ def render(status: Mapping[str, Any]) -> str:
     )
     cache = status.get("symbol_cache") or {}
     if cache:
-        lines.append("symbol cache: " + "  ".join(f"{k} {v}" for k, v in sorted(cache.items())))
+        lines.append(
+            "symbol cache: "
+            + "  ".join(f"{k} {round(v, 3) if isinstance(v, float) else v}"
+                        for k, v in sorted(cache.items()))
+        )
     return "\n".join(lines)
 
 

@@ -51,7 +51,9 @@ def walk_minidump(
     deadline_s: float | None = None,
 ) -> ProcessResult:
     """Process one minidump. `deadline_s` bounds the walking time (threads walked after it
-    expires keep only what was found so far and are marked truncated)."""
+    expires keep only what was found so far and are marked truncated).
+
+    An mmap must stay open while the result is used: streams are read from it lazily."""
     deadline = None if deadline_s is None else time.monotonic() + deadline_s
     try:
         state = process_minidump(

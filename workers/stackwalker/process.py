@@ -46,16 +46,24 @@ class DumpSymbols:
         self._by_code_file: dict[str, SymbolIndexProtocol | None] = {}
 
     def get_symbols(self, module: CodeModule) -> SymbolIndexProtocol | None:
-        if self._provider is None or module.is_unloaded:
+        if module.is_unloaded:
             return None
         key = module.code_file
         if key not in self._by_code_file:
+            if self._provider is None:
+                # Remembered anyway: the JSON marks modules a frame needed as missing symbols.
+                self._by_code_file[key] = None
+                return None
             try:
                 self._by_code_file[key] = self._provider.get_symbols(module)
             except Exception as exc:  # a broken symbol file must not fail the whole dump
                 self._notes.append(f"symbols for {key!r} failed to load: {type(exc).__name__}")
                 self._by_code_file[key] = None
         return self._by_code_file[key]
+
+    @property
+    def has_provider(self) -> bool:
+        return self._provider is not None
 
     def looked_up(self, module: CodeModule) -> bool:
         return module.code_file in self._by_code_file

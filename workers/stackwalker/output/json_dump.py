@@ -11,6 +11,11 @@ from procsupervisor.workers.stackwalker.minidump.context import PRINT_ORDER
 from procsupervisor.workers.stackwalker.minidump.dump import Minidump
 from procsupervisor.workers.stackwalker.minidump.linux_streams import text
 from procsupervisor.workers.stackwalker.minidump.reader import MinidumpFormatError
+from procsupervisor.workers.stackwalker.minidump.system_info import (
+    PLATFORM_IOS,
+    PLATFORM_MAC,
+    SystemInfo,
+)
 from procsupervisor.workers.stackwalker.model import CodeModule, StackFrame
 from procsupervisor.workers.stackwalker.output.machine_readable import basename
 from procsupervisor.workers.stackwalker.process import ProcessState, ThreadState
@@ -18,6 +23,7 @@ from procsupervisor.workers.stackwalker.process import ProcessState, ThreadState
 JSON = dict[str, Any]
 # rust-minidump names the x86 flags register "eflags" in JSON; Breakpad's text says "efl".
 _JSON_REGISTER_NAMES = {"efl": "eflags"}
+_APPLE = (PLATFORM_MAC, PLATFORM_IOS)
 
 
 class _Hex:
@@ -118,15 +124,28 @@ def _listed_modules(state: ProcessState) -> list[CodeModule]:
     return [m for m in file_order if id(m) in kept]
 
 
+def json_code_id(module: CodeModule, system_info: SystemInfo | None) -> str | None:
+    """rust-minidump's code_id: Breakpad's, except lowercase on Windows and the Mach-O UUID
+    (the debug id without its age) instead of Breakpad's placeholder `id` on macOS/iOS."""
+    code_id = module.code_identifier
+    if system_info is not None and system_info.is_windows:
+        return code_id.lower() or None
+    apple = system_info is not None and system_info.platform_id in _APPLE
+    if apple and code_id == "id" and len(module.debug_identifier) > 32:
+        return module.debug_identifier[:32].lower()
+    return code_id or None
+
+
 def _module_json(state: ProcessState, module: CodeModule, hexa: _Hex) -> JSON:
     symbols = state.symbols
-    looked_up = bool(symbols and symbols.looked_up(module))
+    # As rust-minidump: without any symbol source, modules are not flagged (frames are).
+    looked_up = bool(symbols and symbols.has_provider and symbols.looked_up(module))
     loaded = bool(symbols and symbols.loaded(module))
     return {
         "base_addr": hexa(module.base_address),
         "end_addr": hexa(module.base_address + module.size),
         "filename": basename(module.code_file),
-        "code_id": module.code_identifier or None,
+        "code_id": json_code_id(module, state.system_info),
         "debug_file": basename(module.debug_file) or None,
         "debug_id": module.debug_identifier or None,
         "version": module.version or None,
@@ -225,6 +244,19 @@ def _process_uptime(dump: Minidump) -> int | None:
     return dump.header.time_date_stamp - misc.process_create_time
 
 
+def _microcode_version(dump: Minidump | None) -> str | None:
+    """The first `microcode` entry of /proc/cpuinfo (Linux dumps), as rust-minidump reports."""
+    cpuinfo = dump.linux_cpu_info if dump is not None else None
+    for line in (cpuinfo or "").splitlines():
+        key, sep, value = line.partition(":")
+        if sep and key.strip() == "microcode":
+            try:
+                return hex(int(value.strip(), 0))
+            except ValueError:
+                return None
+    return None
+
+
 def _system_info_json(state: ProcessState) -> JSON | None:
     info = state.system_info
     if info is None:
@@ -235,7 +267,7 @@ def _system_info_json(state: ProcessState) -> JSON | None:
         "cpu_arch": info.cpu,
         "cpu_info": info.cpu_info,
         "cpu_count": info.number_of_processors,
-        "cpu_microcode_version": None,
+        "cpu_microcode_version": _microcode_version(state.dump),
     }
 
 

@@ -437,7 +437,10 @@ class SymParser:
         if parts[2] != b"INIT":
             if parts[2].translate(None, _HEX_CHARS):
                 return False
-            self._cfi_deltas[int(parts[2], 16)] = self._intern(parts[3])
+            address = int(parts[2], 16)
+            if address > U64_MAX:
+                return False
+            self._cfi_deltas[address] = self._intern(parts[3])
             return True
         init = parts[3].split(b" ", 2)
         if len(init) != 3 or not init[2] or init[0].translate(None, _HEX_CHARS):

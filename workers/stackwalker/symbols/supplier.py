@@ -46,18 +46,19 @@ def load_sym_file(path: Path) -> SymbolIndex:
 class DirectorySymbolProvider:
     """SymbolProvider over local symbol roots, tried in order; the first existing file wins.
 
-    Results, misses included, are memoized per (debug_file, debug_id) for the provider's life,
-    so each file is parsed at most once."""
+    Results, misses included, are memoized per (debug_file basename, debug_id) for the
+    provider's life, so each file is parsed at most once."""
 
     def __init__(self, roots: list[Path]) -> None:
         self.roots = [Path(root) for root in roots]
-        self._memo: dict[tuple[str, str], SymbolIndex | None] = {}
+        self._memo: dict[str, SymbolIndex | None] = {}
         self._lock = threading.Lock()
 
     def find_file(self, module: CodeModule) -> Path | None:
         relpath = symbol_file_relpath(module)
-        if relpath is None:
-            return None
+        return None if relpath is None else self._find_relpath(relpath)
+
+    def _find_relpath(self, relpath: str) -> Path | None:
         for root in self.roots:
             candidate = root / relpath
             if candidate.is_file():
@@ -65,11 +66,15 @@ class DirectorySymbolProvider:
         return None
 
     def get_symbols(self, module: CodeModule) -> SymbolIndex | None:
-        key = (module.debug_file, module.debug_identifier)
+        # The relative path is a function of (debug_file basename, debug_id): memoizing on it
+        # shares one parse between modules whose debug_file differs only in its directory.
+        relpath = symbol_file_relpath(module)
+        if relpath is None:
+            return None
         with self._lock:
-            if key in self._memo:
-                return self._memo[key]
-        path = self.find_file(module)
+            if relpath in self._memo:
+                return self._memo[relpath]
+        path = self._find_relpath(relpath)
         index = None
         if path is not None:
             try:
@@ -77,4 +82,4 @@ class DirectorySymbolProvider:
             except OSError:
                 index = None
         with self._lock:
-            return self._memo.setdefault(key, index)
+            return self._memo.setdefault(relpath, index)

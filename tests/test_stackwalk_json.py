@@ -1,0 +1,57 @@
+"""json_dump against rust-minidump's own `minidump-stackwalk --json` snapshots in testdata.
+
+Only the fields whose meaning both share are compared: frames (module, function, file, line,
+offsets, trust, inlines, missing_symbols) and modules. Known, deliberate differences: the crash
+reason and os_ver follow Breakpad, and Breakpad drops the dump-writing thread.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from procsupervisor.workers.stackwalker.api import symbol_provider, walk_minidump
+
+CASES = [
+    ("json-pretty-symbols", "rust-minidump/test.dmp", "rust-minidump/symbols"),
+    ("macos_inlines_json_pretty", "rust-minidump/pipeline-inlines-macos-segv.dmp",
+     "rust-minidump/symbols"),
+    ("linux_json_pretty", "rust-minidump/linux-mini.dmp", None),
+]  # fmt: skip
+FRAME_KEYS = (
+    "frame", "module", "function", "file", "line", "offset", "module_offset",
+    "function_offset", "trust", "inlines", "missing_symbols", "registers",
+)  # fmt: skip
+MODULE_KEYS = ("base_addr", "end_addr", "filename", "code_id", "debug_file", "debug_id", "version")
+
+
+def snapshot(testdata: Path, name: str) -> dict[str, Any]:
+    text = (testdata / f"rust-minidump/snapshots/test_minidump_stackwalk__{name}.snap").read_text()
+    return json.loads(text.split("---\n", 2)[2])
+
+
+@pytest.mark.parametrize(("name", "dump", "symbols"), CASES)
+def test_matches_rust_minidump(testdata: Path, name: str, dump: str, symbols: str | None) -> None:
+    want = snapshot(testdata, name)
+    provider = symbol_provider([testdata / symbols]) if symbols else None
+    got = walk_minidump((testdata / dump).read_bytes(), provider).to_json_dump()
+
+    assert got["status"] == want["status"] == "OK"
+    assert got["main_module"] == want["main_module"]
+    assert got["system_info"]["cpu_info"] == want["system_info"]["cpu_info"]
+    assert got["crash_info"]["address"] == want["crash_info"]["address"]
+    assert got["crash_info"]["crashing_thread"] == want["crash_info"]["crashing_thread"]
+    assert got["lsb_release"] == want["lsb_release"]
+
+    want_modules = {m["filename"]: m for m in want["modules"]}
+    for module in got["modules"]:
+        expected = want_modules[module["filename"]]
+        assert {k: module[k] for k in MODULE_KEYS} == {k: expected[k] for k in MODULE_KEYS}
+
+    for want_thread, got_thread in zip(want["threads"], got["threads"], strict=False):
+        assert len(got_thread["frames"]) == len(want_thread["frames"])
+        for want_frame, got_frame in zip(want_thread["frames"], got_thread["frames"], strict=True):
+            keys = [k for k in FRAME_KEYS if k in want_frame]
+            assert {k: got_frame.get(k) for k in keys} == {k: want_frame[k] for k in keys}
