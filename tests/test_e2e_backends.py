@@ -116,7 +116,9 @@ def test_es_failures_and_postgres_outage_lose_nothing(
     assert sum(q["dead_lettered"] for q in status["queues"].values()) == 0
     retried = sum(q["retried"] for q in status["queues"].values())
     assert retried >= 3  # the ES failures and the outage went through the retry queue
-    assert "crash retried" in log
+    retry_lines = [line for line in log.splitlines() if "crash retried" in line]
+    assert any("postgres unavailable" in line for line in retry_lines)
+    assert any("elasticsearch" in line for line in retry_lines)
     assert_all_landed(stack, es, ids)
 
 

@@ -114,18 +114,76 @@ def test_sigkill_the_supervisor_then_restart_loses_nothing(env) -> None:
     assert "recovered_in_flight=2" in restarted.log()
 
 
-def test_fast_stop_leaves_in_flight_crashes_for_the_next_start(env) -> None:
+@pytest.mark.parametrize("how", ["quit", "term past graceful timeout"])
+def test_stop_leaves_unfinished_crashes_for_the_next_start(env, how: str) -> None:
     config_path, data_dir, hold, start = env
-    supervisor = start(workers=1)
+    supervisor = start(workers=1, graceful_timeout_s=0.3)
     cid = submit(config_path)
     (hold / cid).touch()
     supervisor.wait_for(lambda s: busy_worker(s, cid), what="crash in flight")
-    supervisor.signal(signal.SIGQUIT)
+    supervisor.signal(signal.SIGQUIT if how == "quit" else signal.SIGTERM)
     assert supervisor.wait_exit() == 0
     assert len(os.listdir(data_dir / "queue" / "inflight" / "normal")) == 1
     (hold / cid).unlink()
-    start(workers=1).wait_for(lambda s: acked_total(s) == 1, what="redone after restart")
+    restarted = start(workers=1)
+    status = restarted.wait_for(lambda s: acked_total(s) == 1, what="redone after restart")
+    assert status["totals"]["retried"] == 0, "a stop is not the crash's fault"
     assert processed_crash(data_dir, cid)["uuid"] == cid
+
+
+def test_a_duplicate_of_a_crash_in_flight_is_acked_and_skipped(env) -> None:
+    config_path, data_dir, hold, start = env
+    supervisor = start(workers=2)
+    cid = submit(config_path)
+    (hold / cid).touch()
+    supervisor.wait_for(lambda s: busy_worker(s, cid), what="crash in flight")
+    FSQueue(data_dir / "queue").publish("normal", cid)
+    status = supervisor.wait_for(lambda s: s["queues"]["normal"]["pulled"] == 2,
+                                 what="duplicate pulled")
+    assert status["queues"]["normal"]["acked"] == 1
+    assert sum(w["crash_id"] == cid for w in status["workers"]) == 1
+    (hold / cid).unlink()
+    supervisor.wait_for(lambda s: acked_total(s) == 2, what="original done")
+
+
+def test_a_worker_over_its_memory_limit_is_replaced_after_its_crash(env) -> None:
+    config_path, data_dir, _, start = env
+    supervisor = start(workers=1, extra="")
+    config_path.write_text(config_path.read_text().replace(
+        "[supervisor]\n", "[supervisor]\nworker_max_rss_mb = 1\n"))
+    supervisor.signal(signal.SIGHUP)
+    supervisor.wait_for(lambda s: s["reloads"] == 1, what="reloaded")
+    ids = [submit(config_path) for _ in range(3)]
+    status = supervisor.wait_for(lambda s: acked_total(s) == 3, what="3 processed")
+    status = supervisor.wait_for(lambda s: s["workers"] and s["workers"][0]["restarts"] >= 3,
+                                 what="worker replaced after each crash")
+    for cid in ids:
+        assert processed_crash(data_dir, cid)["uuid"] == cid
+
+
+def test_a_worker_that_cannot_start_is_respawned_with_backoff(env, tmp_path: Path) -> None:
+    config_path, data_dir, _, _ = env
+    write_config(config_path, data_dir, workers=1)
+    config_path.write_text(config_path.read_text().replace(
+        "processor = _core_helpers:HookedProcessor", "processor = _core_helpers:NoSuchFactory"))
+    supervisor = SupervisorProcess(config_path, data_dir)
+    supervisor.data_dir.mkdir(parents=True, exist_ok=True)
+    import subprocess
+
+    from _core_helpers import PYTHON, ROOT, subprocess_env
+
+    supervisor._log = supervisor.log_path.open("wb")
+    supervisor.proc = subprocess.Popen(
+        [PYTHON, "-m", "procsupervisor", "--config", str(config_path), "start"],
+        cwd=ROOT, env=subprocess_env(), stdout=supervisor._log, stderr=subprocess.STDOUT)
+    try:
+        status = supervisor.wait_for(lambda s: s["workers"] and s["workers"][0]["restarts"] >= 3,
+                                     what="several respawns")
+        status = supervisor.wait_for(lambda s: s["crash_loop_backoff"], what="backoff shown")
+        assert "worker crash loop" in supervisor.log()
+        assert supervisor.proc.poll() is None, "the supervisor itself keeps running"
+    finally:
+        supervisor.stop()
 
 
 @pytest.mark.parametrize("flooded", ["priority", "normal", "reprocessing"])

@@ -184,7 +184,7 @@ class SymbolIndex:
             return result
         publics = self._public_addr
         j = bisect_right(publics, rel) - 1
-        if j >= 0 and (i < 0 or publics[j] > self._func_base[i]):
+        if j >= 0 and (i < 0 or publics[j] >= self._func_base[i]):
             return SymbolLookup(
                 function_name=self._string(a["public_name"][j]),
                 function_base=publics[j],
