@@ -120,7 +120,7 @@ def start(ctx: click.Context, sub_config: str | None, sub_data_dir: str | None,
           workers: int | None) -> None:
     """Run the supervisor in the foreground until TERM/INT (graceful) or QUIT (fast)."""
     from procsupervisor.supervisor.arbiter import Supervisor, SupervisorError
-    from procsupervisor.supervisor.control import AlreadyRunning
+    from procsupervisor.supervisor.control import AlreadyRunning, ControlError
 
     _merge_sub_options(ctx, sub_config, sub_data_dir)
     overrides = {"workers": str(workers)} if workers is not None else None
@@ -128,8 +128,8 @@ def start(ctx: click.Context, sub_config: str | None, sub_data_dir: str | None,
     configure_logging(config.log_level)
     try:
         code = Supervisor(config).run()
-    except (SupervisorError, AlreadyRunning) as exc:
-        raise click.ClickException(str(exc))
+    except (SupervisorError, AlreadyRunning, ControlError, OSError, ValueError) as exc:
+        raise click.ClickException(f"cannot start: {exc}")
     sys.exit(code)
 
 

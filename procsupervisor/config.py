@@ -226,6 +226,7 @@ def _build(
         raise ConfigError(f"{where('logging', 'level')}: must be one of {', '.join(LEVELS)}")
 
     _check_backend_names(queue_backend, source_backend, order, where)
+    _check_symbols(sections["symbols"], data_dir, path)
     return Config(
         path=path.absolute() if path is not None else None,
         data_dir=data_dir,
@@ -287,3 +288,15 @@ def _check_backend_names(
                 f"{where('destinations', 'order')}: unknown destination {name!r}"
                 f" (known: {', '.join(DESTINATION_BACKENDS)})"
             )
+
+
+def _check_symbols(section: Mapping[str, str], data_dir: Path, path: Path | None) -> None:
+    """Validate [symbols] now, so a bad value fails `start` or a reload, not every worker."""
+    try:
+        from procsupervisor.cache.settings import SymbolCacheSettings
+    except ImportError:
+        return  # no symbol cache installed: workers run without symbols
+    try:
+        SymbolCacheSettings.from_section(section, data_dir)
+    except ValueError as exc:
+        raise ConfigError(f"{path or 'embedded defaults'}: {exc}")

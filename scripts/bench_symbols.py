@@ -33,7 +33,7 @@ CFI_REGS = ("$rbx", "$rbp", "$r12", "$r13", "$r14", "$r15")
 def generate(path: Path, size_mb: float, seed: int) -> int:
     """Write a synthetic .sym shaped like a large C++ binary's; returns the end address."""
     rng = random.Random(seed)
-    target = int(size_mb * (1 << 20))
+    target = int(size_mb * 1e6)
     written = 0
     address = 0x1000
     func_starts: list[tuple[int, int]] = []
@@ -54,8 +54,8 @@ def generate(path: Path, size_mb: float, seed: int) -> int:
             + [f"FILE {i} /build/src/module{i % 97}/subdir/file_{i}.cpp" for i in range(FILES)]
             + [f"INLINE_ORIGIN {i} bench::inlined_helper_{i}(int)" for i in range(ORIGINS)]
         )
-        # FUNC + lines (+ INLINE) take ~60% of the file, PUBLIC ~10%, CFI ~30%
-        func_budget = target * 0.6
+        # FUNC + lines (+ INLINE) take ~70% of the file, PUBLIC ~6%, STACK CFI the rest
+        func_budget = target * 0.7
         batch: list[str] = []
         while written < func_budget:
             size = rng.randrange(0x20, 0x400)
@@ -87,7 +87,7 @@ def generate(path: Path, size_mb: float, seed: int) -> int:
             if len(batch) > 20000:
                 emit(batch)
         emit(batch)
-        public_budget = target * 0.7
+        public_budget = target * 0.76
         for start, _size in func_starts:
             if written >= public_budget:
                 break

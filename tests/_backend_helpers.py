@@ -311,6 +311,7 @@ class Stack:
         order: str = "postgres, s3, elasticsearch",
         processor: str = "procsupervisor.workers.processor:Processor",
         processor_options: str = "",
+        statsd_port: int | None = None,
     ) -> str:
         return (
             "[supervisor]\n"
@@ -351,7 +352,14 @@ class Stack:
             "elasticsearch_attempts = 2\n"
             "elasticsearch_backoff_s = 0.05\n"
             "elasticsearch_timeout_s = 5\n"
-            "[processor]\n" + processor_options + "[logging]\nlevel = INFO\n"
+            "[processor]\n"
+            + processor_options
+            + (
+                f"[statsd]\nhost = 127.0.0.1\nport = {statsd_port}\nprefix = socorro\n"
+                if statsd_port
+                else ""
+            )
+            + "[logging]\nlevel = INFO\n"
         )
 
     def s3(self) -> Any:

@@ -198,9 +198,11 @@ class SupervisorProcess:
             time.sleep(0.05)
         raise AssertionError(f"timed out waiting for {what}; last status: {last}\n{self.log()}")
 
-    def log(self) -> str:
+    def log(self, tail: int | None = 6000) -> str:
+        """The supervisor's output (its last `tail` characters; None for all)."""
         try:
-            return self.log_path.read_text(errors="replace")[-6000:]
+            text = self.log_path.read_text(errors="replace")
+            return text[-tail:] if tail else text
         except OSError:
             return ""
 

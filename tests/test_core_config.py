@@ -92,3 +92,10 @@ def test_errors_name_the_file_section_and_key(
 def test_missing_file_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not found"):
         config.load(tmp_path / "absent.ini", environ={})
+
+
+def test_symbols_section_is_validated_up_front(tmp_path: Path) -> None:
+    path = write(tmp_path, "[symbols]\ncache_size_mb = huge\n")
+    with pytest.raises(ConfigError) as info:
+        config.load(path, environ={})
+    assert str(path) in str(info.value) and "cache_size_mb" in str(info.value)

@@ -97,3 +97,16 @@ def test_a_damaged_message_is_delivered_with_an_empty_body(queue: FSQueue) -> No
     (queue.spool / "ready" / "normal" / f"{0:020d}-1-0").write_text("{not json")
     d = queue.get("normal")
     assert d is not None and d.body == ""
+
+
+def test_a_message_from_another_process_is_found_soon(tmp_path: Path) -> None:
+    reader, writer = FSQueue(tmp_path / "spool"), FSQueue(tmp_path / "spool")
+    assert reader.get("normal") is None  # listed: empty
+    cid = crashid.create()
+    writer.publish("normal", cid)
+    deadline = time.monotonic() + 3
+    found = None
+    while found is None and time.monotonic() < deadline:
+        found = reader.get("normal")
+        time.sleep(0.01)
+    assert found is not None and found.body == cid

@@ -90,3 +90,13 @@ def test_reprocessing_reads_the_previous_processed_crash(handler: CrashHandler) 
     assert handler.handle(cid, queue="reprocessing").outcome == "ok"
     second = handler.source.get_processed(cid)
     assert first["processor_notes"] in second["processor_history"]
+
+
+def test_a_processor_that_raises_gives_a_transient_outcome(handler: CrashHandler,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    def explode(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr(handler.processor, "process", explode)
+    result = handler.handle(store(handler))
+    assert result.outcome == "transient" and "RuntimeError: bug" in result.reason

@@ -4,13 +4,22 @@ processor on small synthetic dumps."""
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from _backend_helpers import MotoProcess, Stack, TcpProxy
+from _backend_helpers import (
+    MotoProcess,
+    Stack,
+    StatsdListener,
+    TcpProxy,
+    new_crash_id,
+    synthetic_raw_crash,
+    tiny_minidump,
+)
 from _core_helpers import SupervisorProcess, acked_total
 from es_server import ESServer
 
@@ -79,12 +88,26 @@ def assert_all_landed(stack: Stack, es: ESServer, ids: list[str]) -> None:
 
 def test_500_crashes_land_in_every_destination(stack: Stack, es: ESServer, tmp_path: Path) -> None:
     ids = stack.seed(500)
-    supervisor = start_supervisor(stack, tmp_path, "host1")
+    statsd = StatsdListener()
+    supervisor = start_supervisor(stack, tmp_path, "host1", statsd_port=statsd.port)
     try:
         stack.wait_until(lambda: len(stack.pg_ids()) >= 500, 150, "500 crashes in PostgreSQL")
         status = supervisor.wait_for(lambda s: acked_total(s) >= 500, 30, what="500 acks")
     finally:
         supervisor.stop()
+        statsd.close()
+    names = {line.split(":", 1)[0] for line in statsd.lines}
+    assert {
+        "socorro.processor.save_processed_crash",  # per crash
+        "socorro.processor.process_crash",
+        "socorro.processor.rule.act.timing",  # per rule
+        "socorro.processor.minidumpstackwalk.run",  # per stackwalk
+        "socorro.processor.postgres.save_processed_crash",  # per destination
+        "socorro.processor.s3.save_processed_crash",
+        "socorro.processor.elasticsearch.save_processed_crash",
+        "socorro.processor.es.index",
+        "socorro.processor.es.crash_document_size",
+    } <= names, sorted(names)
     assert acked_total(status) == 500
     assert sum(q["dead_lettered"] for q in status["queues"].values()) == 0
     assert_all_landed(stack, es, ids)
@@ -116,9 +139,11 @@ def test_es_failures_and_postgres_outage_lose_nothing(
     assert sum(q["dead_lettered"] for q in status["queues"].values()) == 0
     retried = sum(q["retried"] for q in status["queues"].values())
     assert retried >= 3  # the ES failures and the outage went through the retry queue
+    done_lines = [line for line in log.splitlines() if "crash done" in line]
+    assert len(done_lines) == 500 + retried, (len(done_lines), retried)
     retry_lines = [line for line in log.splitlines() if "crash retried" in line]
-    assert any("postgres unavailable" in line for line in retry_lines)
-    assert any("elasticsearch" in line for line in retry_lines)
+    assert any("postgres: TransientStorageError" in line for line in retry_lines), retry_lines
+    assert any("elasticsearch: TransientStorageError" in line for line in retry_lines), retry_lines
     assert_all_landed(stack, es, ids)
 
 
@@ -165,3 +190,42 @@ def test_two_supervisors_share_the_queues(stack: Stack, es: ESServer, tmp_path: 
     assert sum(shares) == 300
     assert min(shares) >= 60, shares  # both hosts did real work
     assert_all_landed(stack, es, ids)
+
+
+def test_cli_submit_dead_letter_and_requeue_dead(
+    stack: Stack, es: ESServer, tmp_path: Path
+) -> None:
+    from click.testing import CliRunner
+
+    from procsupervisor.cli import main
+
+    supervisor = start_supervisor(stack, tmp_path, "host1", max_attempts=2, retry_delay_s=0.1)
+    config = ["--config", str(supervisor.config_path)]
+    runner = CliRunner()
+    raw_path = tmp_path / "raw.json"
+    raw_path.write_text(json.dumps(synthetic_raw_crash(new_crash_id())))
+    dump_path = tmp_path / "dump.bin"
+    dump_path.write_bytes(tiny_minidump())
+    try:
+        submitted = runner.invoke(main, [*config, "submit", str(raw_path), str(dump_path)])
+        assert submitted.exit_code == 0, submitted.output
+        submitted_id = submitted.output.strip()
+        missing = new_crash_id()  # queued, but its raw crash is not stored (yet)
+        queued = runner.invoke(main, [*config, "enqueue", missing, "--queue", "priority"])
+        assert queued.exit_code == 0, queued.output
+        stack.wait_until(
+            lambda: stack.queue_depths().get("deadletter") == 1, 60, "the missing crash dead"
+        )
+        assert stack.pg_ids() == {submitted_id}
+
+        # the collector finally stores it; the operator requeues the dead letters
+        raw = synthetic_raw_crash(missing)
+        stack.s3().save_raw_crash(raw, {"upload_file_minidump": tiny_minidump()}, missing)
+        requeued = runner.invoke(main, [*config, "requeue-dead"])
+        assert requeued.exit_code == 0 and "requeued 1" in requeued.output, requeued.output
+        stack.wait_until(lambda: missing in stack.pg_ids(), 60, "the requeued crash saved")
+        status = supervisor.wait_for(lambda s: acked_total(s) >= 2, 30, what="2 acks")
+    finally:
+        supervisor.stop()
+    assert status["queues"]["priority"]["dead_lettered"] == 1
+    assert stack.queue_depths()["deadletter"] == 0

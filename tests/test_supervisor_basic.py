@@ -183,3 +183,40 @@ def test_graceful_stop_finishes_in_flight_crashes(setup, tmp_path: Path) -> None
     assert done or queue.depths()["normal"] == 1
     assert not os.listdir(data_dir / "queue" / "inflight" / "normal")
     assert not (data_dir / "control.sock").exists()
+
+
+def test_a_second_supervisor_on_the_same_data_dir_is_refused(setup) -> None:
+    import subprocess
+
+    from _core_helpers import PYTHON, ROOT, subprocess_env
+
+    config_path, _, supervisor = setup
+    supervisor.start()
+    second = subprocess.run(
+        [PYTHON, "-m", "procsupervisor", "--config", str(config_path), "start"],
+        cwd=ROOT, env=subprocess_env(), capture_output=True, text=True, timeout=30)
+    assert second.returncode == 1
+    assert "another supervisor is running" in second.stderr
+    assert supervisor.status()["pid"] == supervisor.pid
+
+
+def test_reload_applies_deadline_weights_and_log_level(setup) -> None:
+    config_path, data_dir, supervisor = setup
+    write_config(config_path, data_dir, workers=1, processor_options={"hang_marker": "TestHang"})
+    supervisor.start()
+    before = supervisor.status()
+    assert before["deadline_s"] == 30 and before["log_level"] == "INFO"
+    write_config(config_path, data_dir, workers=1, deadline_s=0.5, max_attempts=1,
+                 weights="priority:3, normal:2", processor_options={"hang_marker": "TestHang"})
+    config_path.write_text(config_path.read_text().replace("level = INFO", "level = WARNING"))
+    assert supervisor.request("reload")["ok"] is True
+    status = supervisor.status()
+    assert status["deadline_s"] == 0.5 and status["log_level"] == "WARNING"
+    assert status["queue_weights"] == {"priority": 3, "normal": 2, "reprocessing": 1}
+    hung = submit(config_path, TestHang=True)
+    status = supervisor.wait_for(lambda s: s["totals"]["dead_lettered"] == 1, what="killed")
+    from _core_helpers import dead_letters
+
+    [letter] = dead_letters(data_dir)
+    assert letter["body"] == hung and "deadline of 0.5s exceeded" in letter["reason"]
+    assert 'msg="crash done"' not in supervisor.log(tail=None), "INFO lines are off"

@@ -154,8 +154,8 @@ def test_a_worker_over_its_memory_limit_is_replaced_after_its_crash(env) -> None
     supervisor.signal(signal.SIGHUP)
     supervisor.wait_for(lambda s: s["reloads"] == 1, what="reloaded")
     ids = [submit(config_path) for _ in range(3)]
-    status = supervisor.wait_for(lambda s: acked_total(s) == 3, what="3 processed")
-    status = supervisor.wait_for(lambda s: s["workers"] and s["workers"][0]["restarts"] >= 3,
+    supervisor.wait_for(lambda s: acked_total(s) == 3, what="3 processed")
+    supervisor.wait_for(lambda s: s["workers"] and s["workers"][0]["restarts"] >= 3,
                                  what="worker replaced after each crash")
     for cid in ids:
         assert processed_crash(data_dir, cid)["uuid"] == cid
@@ -177,9 +177,9 @@ def test_a_worker_that_cannot_start_is_respawned_with_backoff(env, tmp_path: Pat
         [PYTHON, "-m", "procsupervisor", "--config", str(config_path), "start"],
         cwd=ROOT, env=subprocess_env(), stdout=supervisor._log, stderr=subprocess.STDOUT)
     try:
-        status = supervisor.wait_for(lambda s: s["workers"] and s["workers"][0]["restarts"] >= 3,
-                                     what="several respawns")
-        status = supervisor.wait_for(lambda s: s["crash_loop_backoff"], what="backoff shown")
+        supervisor.wait_for(lambda s: s["workers"] and s["workers"][0]["restarts"] >= 3,
+                            what="several respawns")
+        supervisor.wait_for(lambda s: s["crash_loop_backoff"], what="backoff shown")
         assert "worker crash loop" in supervisor.log()
         assert supervisor.proc.poll() is None, "the supervisor itself keeps running"
     finally:
@@ -188,34 +188,31 @@ def test_a_worker_that_cannot_start_is_respawned_with_backoff(env, tmp_path: Pat
 
 @pytest.mark.parametrize("flooded", ["priority", "normal", "reprocessing"])
 def test_no_queue_starves_under_a_flood(env, flooded: str) -> None:
-    config_path, data_dir, _, start = env
-    queue = FSQueue(data_dir / "queue")
-    others = [q for q in ("priority", "normal", "reprocessing") if q != flooded]
-    from procsupervisor import crashid
     from procsupervisor.config import load
     from procsupervisor.supervisor.intake import submit_crash
 
+    config_path, data_dir, _, start = env
+    others = [q for q in ("priority", "normal", "reprocessing") if q != flooded]
     write_config(config_path, data_dir)
     config = load(config_path, environ={})
-    for _ in range(300):
-        queue.publish(flooded, crashid.create())  # not stored: processing fails fast
-    trickle = {q: [submit_crash(config, {"ProductName": "X"}, {}, q) for _ in range(10)]
-               for q in others}
-    supervisor = start(workers=2, max_attempts=1)
-    status = supervisor.wait_for(
-        lambda s: all(s["queues"][q]["acked"] == 10 for q in others), timeout=30,
-        what="every trickle crash done")
-    # The flood (weight 10, 5 or 1) has not run ahead: the other queues got their share first.
-    assert status["queues"][flooded]["pulled"] < 300
-    for ids in trickle.values():
-        for cid in ids:
-            assert processed_crash(data_dir, cid)["uuid"] == cid
-    # Nothing is lost: each flood crash (never stored) ends dead-lettered with its reason.
-    supervisor.wait_for(lambda s: s["queues"][flooded]["dead_lettered"] == 300, timeout=30,
-                        what="flood finished")
-    letters = dead_letters(data_dir)
-    assert len(letters) == 300
-    assert all(letter["reason"].startswith("not_found after 1 attempts") for letter in letters)
+    flood_size, trickle_size = 300, 10
+    for _ in range(flood_size):
+        submit_crash(config, {"ProductName": "Flood"}, {}, flooded)
+    for queue in others:
+        for _ in range(trickle_size):
+            submit_crash(config, {"ProductName": "Trickle"}, {}, queue)
+    total = flood_size + trickle_size * len(others)
+    supervisor = start(workers=2)
+    supervisor.wait_for(lambda s: acked_total(s) == total, timeout=40, what="all processed")
+
+    order = [line.split(" queue=")[1].split()[0]
+             for line in supervisor.log(tail=None).splitlines() if 'msg="crash done"' in line]
+    assert len(order) == total
+    last_trickle = max(i for i, queue in enumerate(order) if queue != flooded)
+    # Weighted sharing (10:5:1) finishes the trickles within ~130 crashes even when the flood
+    # is on the highest-weight queue; strict priority order would leave one for the very end.
+    assert last_trickle < 200, order
+    assert dead_letters(data_dir) == []
 
 
 def _alive(pid: int) -> bool:

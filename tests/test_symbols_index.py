@@ -88,6 +88,8 @@ def test_rejects_wrong_magic_version_and_non_buffers() -> None:
         SymbolIndex.from_buffer("not bytes")  # type: ignore[arg-type]
     with pytest.raises(SymbolIndexError):
         SymbolIndex.from_buffer(bytes(blob) + b"\0")
+    with pytest.raises(SymbolIndexError):
+        SymbolIndex.from_buffer(memoryview(bytes(blob) * 2)[::2])
 
 
 def test_every_truncation_is_rejected() -> None:
@@ -132,3 +134,13 @@ def test_random_garbage_is_rejected() -> None:
     for size in (1, 31, 32, 100, 4096):
         with pytest.raises(SymbolIndexError):
             SymbolIndex.from_buffer(bytes(rng.randrange(256) for _ in range(size)))
+
+
+def test_sections_narrow_to_32_bits_only_when_every_value_fits() -> None:
+    small = parse_sym(SAMPLE)
+    wide = parse_sym(SAMPLE + b"FUNC ffffffff00000000 10 0 high\n")
+    again = SymbolIndex.from_buffer(wide.to_bytes(), verify=True)
+    assert again.lookup(0xFFFFFFFF00000004).function_name == "high"  # type: ignore[union-attr]
+    assert answers(again) == answers(small)
+    # func_base and func_high went from 4- to 8-byte elements: 3 functions x 2 x 4 more bytes
+    assert wide.nbytes > small.nbytes

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 from procsupervisor.workers.stackwalker.model import InlineInfo, WindowsFrameInfo
 from procsupervisor.workers.stackwalker.symbols import SymbolIndex, parse_sym
 
@@ -398,3 +400,41 @@ def test_inline_info_type_is_the_shared_model() -> None:
     found = index.lookup(0)
     assert found is not None
     assert found.inlines == [InlineInfo("x", 0, None, 1)]
+
+
+def test_garbage_never_raises() -> None:
+    """Mutated records and random bytes: parse errors are counted, nothing is raised."""
+    rng = random.Random(5)
+    seeds = [
+        b"FUNC m 10 20 4 name with spaces",
+        b"PUBLIC m 30 0 pub",
+        b"10 4 7 1",
+        b"FILE 1 a.c",
+        b"INLINE 0 1 2 3 10 4 20 4",
+        b"INLINE_ORIGIN 3 -1 name",
+        b"STACK WIN 4 10 20 1 0 8 0 0 0 1 $T0 $ebp =",
+        b"STACK CFI INIT 10 20 .cfa: $rsp 8 +",
+        b"STACK CFI 12 .cfa: $rsp 16 +",
+        b"MODULE a b c d",
+    ]
+    alphabet = b" -+x0123456789abcdefFm:\t\x00\xff\xfe_"
+    for _ in range(300):
+        lines = []
+        for _ in range(rng.randrange(1, 30)):
+            line = bytearray(rng.choice(seeds))
+            for _ in range(rng.randrange(4)):
+                position = rng.randrange(len(line) + 1)
+                if rng.random() < 0.5 and line:
+                    del line[position : position + rng.randrange(1, 4)]
+                else:
+                    line[position:position] = bytes(rng.choice(alphabet) for _ in range(2))
+            lines.append(bytes(line))
+        data = rng.choice([b"\n", b"\r\n", b"\r"]).join(lines)
+        index = parse_sym(data)
+        assert index.stats["errors"] <= 101
+        for rel in (0, 0x10, 0x12, 0x20, 0x30, 1 << 63):
+            index.lookup(rel)
+            index.find_cfi_rules(rel)
+            index.find_windows_frame_info(rel)
+    for size in (1, 10, 1000):
+        parse_sym(bytes(rng.randrange(256) for _ in range(size)))

@@ -6,7 +6,12 @@ from pathlib import Path
 
 import pytest
 from procsupervisor.workers.stackwalker.model import CodeModule
-from procsupervisor.workers.stackwalker.symbols import DirectorySymbolProvider, symbol_file_relpath
+from procsupervisor.workers.stackwalker.symbols import (
+    DirectorySymbolProvider,
+    parse_sym,
+    symbol_file_relpath,
+)
+from procsupervisor.workers.stackwalker.symbols.supplier import load_sym_file
 
 
 def module(debug_file: str, debug_id: str, code_file: str = "app") -> CodeModule:
@@ -72,3 +77,8 @@ def test_testdata_symbol_root(testdata: Path) -> None:
     index = provider.get_symbols(test_app)
     assert index is not None
     assert index.lookup(0x41FF).function_name == "main"  # type: ignore[union-attr]
+
+
+def test_mmap_loading_matches_parsing_bytes(testdata: Path) -> None:
+    path = testdata / "breakpad/symbols/test_app.pdb/5A9832E5287241C1838ED98914E9B7FF1/test_app.sym"
+    assert load_sym_file(path).to_bytes() == parse_sym(path.read_bytes()).to_bytes()

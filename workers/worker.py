@@ -115,12 +115,17 @@ class CrashHandler:
 
         on_stage("process")
         step = time.perf_counter()
-        if poison_reason is not None:
-            processed = self.processor.poison(crash_id, raw_crash, poison_reason)
-        else:
-            processed = self.processor.process(
-                crash_id, raw_crash, dumps, ruleset=ruleset or "default", previous=previous
-            )
+        try:
+            if poison_reason is not None:
+                processed = self.processor.poison(crash_id, raw_crash, poison_reason)
+            else:
+                processed = self.processor.process(
+                    crash_id, raw_crash, dumps, ruleset=ruleset or "default", previous=previous
+                )
+        except Exception as exc:  # the processor promises not to raise; if it does, retry
+            log.exception("processor failed on %s", crash_id)
+            reason = f"processor failed: {type(exc).__name__}: {exc}"[:300]
+            return CrashResult(crash_id, "transient", reason, _ms(timings, started))
         timings["process"] = _elapsed_ms(step)
         self.metrics.timing(
             "processor.process_crash", timings["process"], tags={"ruleset": ruleset or "default"}

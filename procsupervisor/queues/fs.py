@@ -29,6 +29,9 @@ MAX_BODY_CHARS = 200
 # How often an exhausted in-memory listing may be refreshed from the directory. A listing is
 # the expensive part of a claim, and a waiting message is found at most this late.
 RELIST_INTERVAL_S = 0.02
+# Between listings, an unchanged folder mtime means nothing new arrived; a listing is still
+# forced this often, in case two changes fell within one tick of the filesystem's clock.
+FULL_RELIST_S = 1.0
 
 
 class FSQueue(CrashQueue):
@@ -43,6 +46,7 @@ class FSQueue(CrashQueue):
             folder.mkdir(parents=True, exist_ok=True)
         self._pending: dict[str, deque[str]] = {q: deque() for q in self.queue_names}
         self._listed_at: dict[str, float] = dict.fromkeys(self.queue_names, float("-inf"))
+        self._listed_mtime: dict[str, int] = dict.fromkeys(self.queue_names, -1)
         self._seq = itertools.count()
 
     @classmethod
@@ -61,6 +65,7 @@ class FSQueue(CrashQueue):
         ready_ns = time.time_ns() + int(delay_s * 1e9)
         name = f"{ready_ns:020d}-{os.getpid()}-{next(self._seq):010d}"
         self._write_atomically(self._folder(self._ready, queue) / name, message)
+        self._listed_mtime[queue] = -1  # our own change: the next get must look again
 
     def _write_atomically(self, path: Path, message: Mapping[str, Any]) -> None:
         tmp = self._tmp / path.name
@@ -82,12 +87,17 @@ class FSQueue(CrashQueue):
                 except FileNotFoundError:
                     continue  # taken by `requeue`/another reader since the listing
                 return self._delivery(queue, inflight / name)
-            if time.monotonic() - self._listed_at[queue] < RELIST_INTERVAL_S:
+            since = time.monotonic() - self._listed_at[queue]
+            if since < RELIST_INTERVAL_S:
                 return None
+            if since < FULL_RELIST_S and os.stat(ready).st_mtime_ns == self._listed_mtime[queue]:
+                return None  # nothing was added or removed since the listing
             self._relist(queue)
         return None
 
     def _relist(self, queue: str) -> None:
+        # The mtime is read before listing, so a change during the listing shows up next time.
+        self._listed_mtime[queue] = os.stat(self._ready[queue]).st_mtime_ns
         names = sorted(n for n in os.listdir(self._ready[queue]) if n[:20].isdigit())
         pending = self._pending[queue]
         pending.clear()
@@ -160,6 +170,7 @@ class FSQueue(CrashQueue):
                 os.rename(folder / name, self._ready[queue] / name)
                 recovered += 1
             self._listed_at[queue] = float("-inf")
+            self._listed_mtime[queue] = -1
         stale_before = time.time() - 60  # younger ones may belong to a live `submit`
         for path in self._tmp.iterdir():
             try:

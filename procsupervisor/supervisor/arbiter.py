@@ -119,7 +119,13 @@ class Supervisor:
                       config=str(self.config.path or "-"), recovered_in_flight=recovered,
                       version=__version__)
             while not self._finished():
-                self._turn()
+                try:
+                    self._turn()
+                except Exception:
+                    # A bug or an unexpected backend error must not take the pool down: log it
+                    # and carry on with the next turn (after a tick, so it cannot spin).
+                    log.exception("supervisor loop turn failed")
+                    time.sleep(TICK_S)
             log_event(log, logging.INFO, "supervisor stopped", processed=self.counters.processed,
                       failed=self.counters.failed)
             return 0
@@ -155,6 +161,7 @@ class Supervisor:
         return self.draining and not self.workers and not self.poison_tasks
 
     def _shutdown(self) -> None:
+        self.hard_stop = True  # whatever is still held is redelivered after the next start
         for worker in list(self.workers.values()):
             worker.kill("supervisor exiting")
         self._reap(block=True)
@@ -170,6 +177,9 @@ class Supervisor:
             signal.set_wakeup_fd(-1)
             for signum in HANDLED_SIGNALS:
                 signal.signal(signum, signal.SIG_DFL)
+            self._wakeup_w.close()
+        if self._wakeup_r is not None:
+            self._wakeup_r.close()
         self.sel.close()
         if self._lock_fd is not None:
             os.close(self._lock_fd)
@@ -202,10 +212,9 @@ class Supervisor:
 
     def _timeout(self) -> float:
         # Wake sooner when a respawn is due before the tick ends.
-        due = [t for t in self.slot_next_spawn.values() if t > 0]
-        if due:
-            return max(0.0, min(TICK_S, min(due) - time.monotonic()))
-        return TICK_S
+        now = time.monotonic()
+        due = [t for t in self.slot_next_spawn.values() if t > now]
+        return min(TICK_S, min(due) - now) if due else TICK_S
 
     def _drain_wakeup(self) -> None:
         assert self._wakeup_r is not None
@@ -257,9 +266,10 @@ class Supervisor:
         old = self.config
         try:
             new = config_module.load(old.path, data_dir=old.data_dir, overrides=old.overrides)
+            new_metrics = make_metrics(new) if new.statsd != old.statsd else None
             new_queue = None
             if new.queue != old.queue:
-                new_queue = make_queue(new, self.metrics)
+                new_queue = make_queue(new, new_metrics or self.metrics)
         except (ConfigError, OSError, ImportError, ValueError) as exc:
             self.last_reload_error = str(exc)
             log_event(log, logging.ERROR, "reload failed, keeping the running config",
@@ -274,6 +284,9 @@ class Supervisor:
             self.chooser = WeightedSelector(new.queue_weights, new_queue.queue_names)
         else:
             self.chooser.set_weights(new.queue_weights)
+        if new_metrics is not None:
+            self.metrics.close()
+            self.metrics = new_metrics
         self.config = new
         self.generation += 1
         self.reloads += 1
@@ -368,9 +381,10 @@ class Supervisor:
         if worker.assignment is not None:
             self._assignment_lost(worker, worker.assignment, cause)
         now = time.monotonic()
-        if expected or worker.kill_reason is not None:
+        never_ready = worker.state == STARTING and not self.hard_stop
+        if not never_ready and (expected or worker.kill_reason is not None):
             self.slot_failures[worker.index] = 0
-        elif worker.state == STARTING or (
+        elif never_ready or (
             worker.assignment is None and now - worker.spawned_at < SHORT_LIFE_S
         ):
             failures = self.slot_failures.get(worker.index, 0) + 1
@@ -465,8 +479,7 @@ class Supervisor:
             note = "" if ok else f"; poison record not saved: {reason}"
             self._dead_letter(task.queue, delivery, task.poison_reason + note)
         elif ok:
-            task.queue.ack(delivery)
-            self.counters.queue(delivery.queue).acked += 1
+            self._ack(task.queue, delivery)
         elif outcome == "invalid":
             self._dead_letter(task.queue, delivery, reason or "invalid crash")
         elif delivery.attempt >= self.config.supervisor.max_attempts:
@@ -496,19 +509,37 @@ class Supervisor:
 
     # == queue actions ============================================================================
 
+    def _finish(self, action: str, call: Any, delivery: Delivery, *args: Any) -> bool:
+        """Run one queue action; on failure log it and leave the message to be redelivered."""
+        try:
+            call(delivery, *args)
+        except Exception as exc:
+            log_event(log, logging.ERROR, f"queue {action} failed; the crash will be redelivered",
+                      crash_id=delivery.crash_id[:80], queue=delivery.queue,
+                      error=f"{type(exc).__name__}: {exc}"[:300])
+            return False
+        self.metrics.incr(f"supervisor.{action}", tags={"queue": delivery.queue})
+        return True
+
+    def _ack(self, queue: CrashQueue, delivery: Delivery) -> None:
+        if self._finish("ack", queue.ack, delivery):
+            self.counters.queue(delivery.queue).acked += 1
+
     def _retry(self, queue: CrashQueue, delivery: Delivery, reason: str) -> None:
         base = self.config.supervisor.retry_delay_s
         delay = min(MAX_RETRY_DELAY_S, base * 2 ** (delivery.attempt - 1))
-        queue.retry(delivery, reason, delay)
-        self.counters.queue(delivery.queue).retried += 1
-        log_event(log, logging.INFO, "crash retried", crash_id=delivery.crash_id,
-                  queue=delivery.queue, attempt=delivery.attempt, delay_s=delay, reason=reason)
+        if self._finish("retry", queue.retry, delivery, reason, delay):
+            self.counters.queue(delivery.queue).retried += 1
+            log_event(log, logging.INFO, "crash retried", crash_id=delivery.crash_id,
+                      queue=delivery.queue, attempt=delivery.attempt, delay_s=delay,
+                      reason=reason)
 
     def _dead_letter(self, queue: CrashQueue, delivery: Delivery, reason: str) -> None:
-        queue.dead_letter(delivery, reason)
-        self.counters.queue(delivery.queue).dead_lettered += 1
-        log_event(log, logging.WARNING, "crash dead-lettered", crash_id=delivery.crash_id[:80],
-                  queue=delivery.queue, attempt=delivery.attempt, reason=reason)
+        if self._finish("dead_letter", queue.dead_letter, delivery, reason):
+            self.counters.queue(delivery.queue).dead_lettered += 1
+            log_event(log, logging.WARNING, "crash dead-lettered",
+                      crash_id=delivery.crash_id[:80], queue=delivery.queue,
+                      attempt=delivery.attempt, reason=reason)
 
     def _dispatch(self) -> None:
         if self.hard_stop:
@@ -532,7 +563,12 @@ class Supervisor:
         """The next valid, not-already-running crash from the queues, or None."""
         queue = self.queue
         while True:
-            pulled = self.chooser.pull(queue.get)
+            try:
+                pulled = self.chooser.pull(queue.get)
+            except Exception as exc:
+                log_event(log, logging.ERROR, "queue get failed",
+                          error=f"{type(exc).__name__}: {exc}"[:300])
+                return None
             if pulled is None:
                 return None
             name, delivery = pulled
@@ -542,8 +578,7 @@ class Supervisor:
                 self._dead_letter(queue, delivery, "invalid crash id")
                 continue
             if delivery.crash_id in self.in_flight:
-                queue.ack(delivery)
-                self.counters.queue(name).acked += 1
+                self._ack(queue, delivery)
                 log_event(log, logging.INFO, "duplicate of a crash in flight, acked",
                           crash_id=delivery.crash_id, queue=name)
                 continue
@@ -637,6 +672,9 @@ class Supervisor:
             "generation": self.generation,
             "draining": self.draining,
             "target_workers": self.target,
+            "deadline_s": self.config.supervisor.deadline_s,
+            "queue_weights": dict(self.chooser.weights),
+            "log_level": self.config.log_level,
             "workers": [w.status(now) for w in workers],
             "queues": queues,
             "queue_depths": depths,

@@ -22,6 +22,7 @@ log = logging.getLogger("procsupervisor.control")
 MAX_REQUEST_BYTES = 64 * 1024
 CONNECTION_TIMEOUT_S = 5.0
 COMMANDS = ("status", "reload", "scale", "stop")
+MAX_SOCKET_PATH_BYTES = 107  # sun_path is 108 bytes on Linux, including the terminating NUL
 
 Handler = Callable[[dict[str, Any]], dict[str, Any]]
 
@@ -49,6 +50,11 @@ class ControlServer:
         self.listener = self._bind()
 
     def _bind(self) -> socket.socket:
+        if len(os.fsencode(self.path)) > MAX_SOCKET_PATH_BYTES:
+            raise ControlError(
+                f"control socket path is longer than {MAX_SOCKET_PATH_BYTES} bytes: {self.path}"
+                " (set [supervisor] socket to a shorter path)"
+            )
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if self.path.exists() or self.path.is_symlink():
             if _answers(self.path):

@@ -93,6 +93,7 @@ class WorkerHandle:
             "restarts": self.restarts,
             "rss_bytes": self.rss_bytes(),
             "generation": self.generation,
+            "retiring": self.retiring,
         }
 
 

@@ -72,7 +72,14 @@ def render(status: Mapping[str, Any]) -> str:
         f"supervisor pid {status['pid']}  up {status['uptime_s']:.0f}s  "
         f"config {status.get('config') or '(embedded defaults)'}  reloads {status['reloads']}",
         f"workers: target {status['target_workers']}"
-        + ("  (draining)" if status.get("draining") else ""),
+        + ("  (draining)" if status.get("draining") else "")
+        + (f"  deadline {status['deadline_s']:g}s" if "deadline_s" in status else "")
+        + (
+            "  weights " + " ".join(f"{q}:{w}" for q, w in status["queue_weights"].items())
+            if status.get("queue_weights")
+            else ""
+        )
+        + (f"  log {status['log_level']}" if status.get("log_level") else ""),
     ]
     if status.get("last_reload_error"):
         lines.append(f"last reload failed: {status['last_reload_error']}")

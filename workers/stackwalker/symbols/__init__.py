@@ -1,13 +1,23 @@
 """Breakpad `.sym` parsing into a compact, mmap-able symbol index (BREAKPAD.md §1, §2, §7).
 
-from procsupervisor.workers.stackwalker.symbols import parse_sym, SymbolIndex
-index = parse_sym(open("app.sym", "rb").read())
-index.lookup(0x1234)            # SymbolLookup | None
-blob = index.to_bytes()         # store anywhere (e.g. the symbol cache)
-SymbolIndex.from_buffer(mmap_or_bytes)   # in place, no parsing
+    from procsupervisor.workers.stackwalker.symbols import parse_sym, SymbolIndex
+    index = parse_sym(open("app.sym", "rb").read())
+    index.lookup(0x1234)                     # SymbolLookup | None (module-relative addresses)
+    index.find_cfi_rules(0x1234)             # {".cfa": ..., ".ra": ..., "$rbp": ...} | None
+    index.find_windows_frame_info(0x1234)    # WindowsFrameInfo | None
+    blob = index.to_bytes()                  # store anywhere (e.g. the symbol cache)
+    SymbolIndex.from_buffer(mmap_or_bytes, verify=True)   # in place, no parsing
+
+`index.module` is the first MODULE line ({"os", "arch", "debug_id", "name"}) or None;
+`index.stats` has the record counts (functions, lines, publics, files, inline_origins,
+inline_records, cfi_inits, cfi_deltas, stack_win), `errors` (counted parse errors, §1.5),
+`inline_errors`, `corrupt` (errors > 0) and `truncated` (parsing stopped after the 101st error).
+Names are decoded as UTF-8 with replacement characters for invalid bytes.
 """
 
 from __future__ import annotations
+
+import mmap
 
 from procsupervisor.workers.stackwalker.symbols.index import SymbolIndex
 from procsupervisor.workers.stackwalker.symbols.layout import SymbolIndexError, serialize_sections
@@ -18,8 +28,8 @@ from procsupervisor.workers.stackwalker.symbols.supplier import (
 )
 
 
-def parse_sym(data: bytes | bytearray | memoryview) -> SymbolIndex:
-    """Parse `.sym` text (the file's raw bytes) into a ready-to-use index."""
+def parse_sym(data: bytes | bytearray | memoryview | mmap.mmap) -> SymbolIndex:
+    """Parse `.sym` text (the file's raw bytes, or an mmap of the file) into a ready index."""
     sections, _meta = SymParser().parse(data)
     return SymbolIndex.from_buffer(serialize_sections(sections), verify=False)
 

@@ -54,8 +54,8 @@ class SymbolIndex:
             view = memoryview(buffer)
         except TypeError as exc:
             raise SymbolIndexError(f"not a buffer: {exc}") from exc
-        if view.ndim != 1 or view.format not in ("B", "b", "c"):
-            raise SymbolIndexError("symbol index buffer must be a flat byte buffer")
+        if view.ndim != 1 or view.format not in ("B", "b", "c") or not view.c_contiguous:
+            raise SymbolIndexError("symbol index buffer must be a flat, contiguous byte buffer")
         if view.format != "B":
             view = view.cast("B")
         self._buffer = buffer
@@ -71,7 +71,7 @@ class SymbolIndex:
         self._cfi_delta_addr = a["cfi_delta_addr"]
         try:
             meta = json.loads(bytes(a["meta"]).decode("utf-8"))
-        except (UnicodeDecodeError, ValueError) as exc:
+        except (UnicodeDecodeError, ValueError, RecursionError) as exc:
             raise SymbolIndexError(f"corrupt symbol index metadata: {exc}") from exc
         if not isinstance(meta, dict):
             raise SymbolIndexError("corrupt symbol index metadata")
@@ -184,7 +184,7 @@ class SymbolIndex:
             return result
         publics = self._public_addr
         j = bisect_right(publics, rel) - 1
-        if j >= 0 and (i < 0 or publics[j] >= self._func_base[i]):
+        if j >= 0 and (i < 0 or publics[j] > self._func_base[i]):
             return SymbolLookup(
                 function_name=self._string(a["public_name"][j]),
                 function_base=publics[j],

@@ -3,8 +3,10 @@
 Layout (little-endian):
   header   32 bytes: magic, format version, section count, crc32 of everything after the
            header, reserved, length of everything after the header
-  table    section count x (offset u64, byte length u64), offsets from the start of the buffer
-  sections 8-aligned typed arrays (tables.SECTIONS), read in place through memoryview.cast
+  table    section count x (offset u64, byte length u64, element size u64), offsets from the
+           start of the buffer
+  sections 8-aligned typed arrays (tables.SECTIONS), read in place through memoryview.cast;
+           "Q" sections are stored with 4-byte elements when every value fits
 """
 
 from __future__ import annotations
@@ -15,14 +17,18 @@ from array import array
 
 from procsupervisor.workers.stackwalker.symbols.tables import (
     PARALLEL_GROUPS,
-    SECTION_NAMES,
     SECTIONS,
 )
 
 MAGIC = b"PSSYMIX\x00"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 _HEADER = struct.Struct("<8sIIIIQ")
-_TABLE_ENTRY = struct.Struct("<QQ")
+_TABLE_ENTRY = struct.Struct("<QQQ")  # offset, byte length, element size
+_TYPECODE_BY_SIZE = {1: "B", 4: "I", 8: "Q"}
+# A "Q" section whose values all fit in 32 bits is stored with 4-byte elements: module-relative
+# addresses, sizes and line numbers nearly always fit, which makes the index about half as big.
+_ALLOWED_SIZES = {"B": (1,), "I": (4,), "Q": (4, 8)}
+_U32_MAX = 0xFFFFFFFF
 
 
 class SymbolIndexError(Exception):
@@ -39,19 +45,23 @@ def serialize_sections(sections: dict[str, array]) -> bytearray:
     table_end = _HEADER.size + count * _TABLE_ENTRY.size
     placements: list[tuple[int, int]] = []
     pos = _align8(table_end)
+    stored: list[array] = []
     for name, code in SECTIONS:
         values = sections[name]
         if values.typecode != code:
             raise ValueError(f"section {name} has typecode {values.typecode}, expected {code}")
+        if code == "Q" and (not values or max(values) <= _U32_MAX):
+            values = array("I", values)
+        stored.append(values)
         nbytes = len(values) * values.itemsize
         placements.append((pos, nbytes))
         pos = _align8(pos + nbytes)
     out = bytearray(pos)
-    for (name, _), (offset, nbytes) in zip(SECTIONS, placements, strict=True):
+    for i, (values, (offset, nbytes)) in enumerate(zip(stored, placements, strict=True)):
         if nbytes:
-            out[offset : offset + nbytes] = memoryview(sections[name]).cast("B")
-        table_pos = _HEADER.size + SECTION_NAMES.index(name) * _TABLE_ENTRY.size
-        _TABLE_ENTRY.pack_into(out, table_pos, offset, nbytes)
+            out[offset : offset + nbytes] = memoryview(values).cast("B")
+        table_pos = _HEADER.size + i * _TABLE_ENTRY.size
+        _TABLE_ENTRY.pack_into(out, table_pos, offset, nbytes, values.itemsize)
     crc = zlib.crc32(memoryview(out)[_HEADER.size :])
     _HEADER.pack_into(out, 0, MAGIC, FORMAT_VERSION, count, crc, 0, pos - _HEADER.size)
     return out
@@ -80,11 +90,14 @@ def read_layout(view: memoryview, verify: bool) -> dict[str, memoryview]:
         raise SymbolIndexError("symbol index crc32 mismatch")
     arrays: dict[str, memoryview] = {}
     for i, (name, code) in enumerate(SECTIONS):
-        offset, nbytes = _TABLE_ENTRY.unpack_from(view, _HEADER.size + i * _TABLE_ENTRY.size)
-        itemsize = array(code).itemsize
+        offset, nbytes, itemsize = _TABLE_ENTRY.unpack_from(
+            view, _HEADER.size + i * _TABLE_ENTRY.size
+        )
+        if itemsize not in _ALLOWED_SIZES[code]:
+            raise SymbolIndexError(f"bad element size {itemsize} for section {name}")
         if offset < table_end or offset % 8 or offset + nbytes > total or nbytes % itemsize:
             raise SymbolIndexError(f"bad bounds for section {name}")
-        arrays[name] = view[offset : offset + nbytes].cast(code)
+        arrays[name] = view[offset : offset + nbytes].cast(_TYPECODE_BY_SIZE[itemsize])
     _check_shapes(arrays)
     return arrays
 

@@ -9,11 +9,12 @@ in cparse.py, so both give the same answers.
 from __future__ import annotations
 
 import json
+import mmap
 import re
 from array import array
 from dataclasses import dataclass, field
-from itertools import repeat
-from operator import add, le, sub
+from itertools import islice, repeat
+from operator import add, le, lt, sub
 
 from procsupervisor.workers.stackwalker.symbols.containers import (
     ContainedRanges,
@@ -40,9 +41,10 @@ _DEC_CHARS = b"0123456789"
 _LINE_RECORD_CHARS = _HEX_CHARS + b" "
 # Lines that may be keyword records; every other line is a line record.
 _KEYWORD_LINE = re.compile(rb"^[FSPMI].*$", re.MULTILINE)
-_LINE_BLOCK = re.compile(
-    rb"(?:[0-9a-fA-F]+ [0-9a-fA-F]+ [0-9]+ [0-9]+\n)*[0-9a-fA-F]+ [0-9a-fA-F]+ [0-9]+ [0-9]+"
-)
+# A run of plain line records. Digit counts are capped so that every value is far below the
+# ULLONG_MAX / LONG_MAX rejections and no range can wrap; longer numbers take the exact path.
+_LINE_RECORD = rb"[0-9a-fA-F]{1,15} [0-9a-fA-F]{1,15} [0-9]{1,18} [0-9]{1,18}"
+_LINE_BLOCK = re.compile(rb"(?:%s\n)*%s" % (_LINE_RECORD, _LINE_RECORD))
 
 NO_FUNC = -1  # no current function: line records are errors
 DROPPED_FUNC = -2  # a FUNC that parsed but was not stored: its records are parsed and lost
@@ -109,13 +111,16 @@ class ParseStats:
 
 
 class SymParser:
-    """One-shot parser: `SymParser().parse(data)` -> (sections, module, stats)."""
+    """One-shot parser: `SymParser().parse(data)` -> (index sections, metadata dict)."""
 
     def __init__(self) -> None:
         self.stats = ParseStats()
         self.module: dict[str, str] | None = None
+        # strings that repeat (CFI rules, files, ...) are deduplicated through _string_ids;
+        # function and public names go straight into the table
         self._string_ids: dict[bytes, int] = {}
-        self._strings: list[bytes] = []
+        self._str_data = bytearray()
+        self._str_offsets = array("Q", [0])
         self._files: dict[int, int] = {}
         self._origins: dict[int, int] = {}
         # FUNC records that were stored, by record number
@@ -136,7 +141,9 @@ class SymParser:
         self._line_file = array("Q")
         self._publics: dict[int, tuple[int, int, int]] = {}
         self._cfi_inits = ExclusiveRanges()
-        self._cfi_deltas: dict[int, int] = {}
+        # in record order; a later delta at the same address replaces the earlier one
+        self._delta_addr = array("Q")
+        self._delta_rules = array("I")
         self._win_maps = {t: ContainedRanges(allow_equal=False) for t in range(5)}
         self._win_records: list[tuple[tuple[int, ...], int]] = []
         self._win_stored = 0
@@ -144,9 +151,11 @@ class SymParser:
 
     # ---- driver -------------------------------------------------------------------------
 
-    def parse(self, data: bytes | bytearray | memoryview) -> tuple[dict[str, array], dict]:
-        if isinstance(data, memoryview):
-            data = data.tobytes()
+    def parse(
+        self, data: bytes | bytearray | memoryview | mmap.mmap
+    ) -> tuple[dict[str, array], dict]:
+        if isinstance(data, (memoryview, bytearray)):
+            data = bytes(data)  # an mmap.mmap is used in place: its slices are bytes
         end = data.find(b"\xff")
         if end < 0:
             end = len(data)
@@ -186,12 +195,17 @@ class SymParser:
         if self.stats.errors > MAX_ERRORS:
             raise _Bail
 
+    def _add_string(self, text: bytes) -> int:
+        sid = len(self._str_offsets) - 1
+        self._str_data += text
+        self._str_offsets.append(len(self._str_data))
+        return sid
+
     def _intern(self, text: bytes) -> int:
         sid = self._string_ids.get(text)
         if sid is None:
-            sid = len(self._strings)
+            sid = self._add_string(text)
             self._string_ids[text] = sid
-            self._strings.append(text)
         return sid
 
     # ---- the per-line loop --------------------------------------------------------------
@@ -200,14 +214,34 @@ class SymParser:
         """Keyword lines one by one; the runs of line records between them in bulk."""
         pos = 0
         keyword_line = self._keyword_line
+        string_ids = self._string_ids
+        intern = self._intern
+        delta_addr = self._delta_addr
+        delta_rules = self._delta_rules
         for match in _KEYWORD_LINE.finditer(chunk):
             start = match.start()
             if start > pos + 1:
                 self._line_block(chunk[pos:start])
+            pos = match.end()
             line = match.group()
+            if line.startswith(b"STACK CFI "):
+                # the bulk of a large file's keyword lines: plain deltas are handled inline
+                parts = line.split(b" ", 3)
+                address = parts[2]
+                if (
+                    len(parts) == 4
+                    and parts[3]
+                    and address
+                    and len(address) <= 16
+                    and not address.translate(None, _HEX_CHARS)
+                ):
+                    rules = parts[3]
+                    sid = string_ids.get(rules)
+                    delta_addr.append(int(address, 16))
+                    delta_rules.append(intern(rules) if sid is None else sid)
+                    continue
             if not keyword_line(line):
                 self._line_records([line])
-            pos = match.end()
         if pos + 1 < len(chunk):
             self._line_block(chunk[pos:])
 
@@ -224,23 +258,10 @@ class SymParser:
         sizes = list(map(int, tokens[1::4], repeat(16)))
         numbers = list(map(int, tokens[2::4]))
         file_ids = list(map(int, tokens[3::4]))
-        if (
-            max(bases) >= U64_MAX
-            or max(sizes) >= U64_MAX
-            or max(numbers) >= LONG_MAX
-            or max(file_ids) >= LONG_MAX
-            or 0 in sizes
-        ):
-            self._line_records(body.split(b"\n"))
-            return
         if cur < 0:
             return  # well-formed records of a FUNC that was not stored
         ends = list(map(add, bases, sizes))
-        if (
-            bases[0] <= self._cur_last_high
-            or ends[-1] > U64_MAX + 1
-            or not all(map(le, ends[:-1], bases[1:]))
-        ):
+        if 0 in sizes or bases[0] <= self._cur_last_high or not all(map(le, ends[:-1], bases[1:])):
             self._line_records(body.split(b"\n"))
             return
         self._line_base.extend(bases)
@@ -376,7 +397,7 @@ class SymParser:
             return
         self._cur = record
         self._func_param.append(param)
-        self._func_name.append(self._intern(name))
+        self._func_name.append(self._add_string(name))
         self._func_flags.append(1 if multiple else 0)
         self._func_line_lo.append(len(self._line_base))
 
@@ -393,7 +414,7 @@ class SymParser:
             return True
         if address in self._publics:
             return False
-        self._publics[address] = (param, self._intern(tokens[2]), 1 if multiple else 0)
+        self._publics[address] = (param, self._add_string(tokens[2]), 1 if multiple else 0)
         return True
 
     def _file(self, rest: bytes) -> bool:
@@ -440,7 +461,8 @@ class SymParser:
             address = int(parts[2], 16)
             if address > U64_MAX:
                 return False
-            self._cfi_deltas[address] = self._intern(parts[3])
+            self._delta_addr.append(address)
+            self._delta_rules.append(self._intern(parts[3]))
             return True
         init = parts[3].split(b" ", 2)
         if len(init) != 3 or not init[2] or init[0].translate(None, _HEX_CHARS):
@@ -471,7 +493,8 @@ class SymParser:
             if found is None:
                 return False
             parts = found
-        self._cfi_deltas[loose_hex(parts[0])] = self._intern(parts[1])
+        self._delta_addr.append(loose_hex(parts[0]))
+        self._delta_rules.append(self._intern(parts[1]))
         return True
 
     def _stack_win(self, body: bytes) -> bool:
@@ -579,13 +602,8 @@ class SymParser:
             "stack_win": self._win_stored,
         }
         self.stats.counts = counts
-        offsets = array("Q", [0])
-        total = 0
-        for text in self._strings:
-            total += len(text)
-            offsets.append(total)
-        sections["str_offsets"] = offsets
-        sections["str_data"] = array("B", b"".join(self._strings))
+        sections["str_offsets"] = self._str_offsets
+        sections["str_data"] = array("B", self._str_data)
         meta = {"module": self.module, "stats": self.stats.as_dict()}
         sections["meta"] = array("B", json.dumps(meta, sort_keys=True).encode())
         return sections, meta
@@ -701,10 +719,13 @@ class SymParser:
         sections["cfi_init_base"] = array("Q", inits.bases)
         sections["cfi_init_high"] = array("Q", inits.highs)
         sections["cfi_init_rules"] = array("I", inits.values)
-        deltas = self._cfi_deltas
-        addrs = sorted(deltas)
-        sections["cfi_delta_addr"] = array("Q", addrs)
-        sections["cfi_delta_rules"] = array("I", map(deltas.__getitem__, addrs))
+        addrs, rules = self._delta_addr, self._delta_rules
+        if not all(map(lt, addrs, islice(addrs, 1, None))):
+            latest = dict(zip(addrs, rules, strict=True))  # later deltas replace earlier ones
+            addrs = array("Q", sorted(latest))
+            rules = array("I", map(latest.__getitem__, addrs))
+        sections["cfi_delta_addr"] = addrs
+        sections["cfi_delta_rules"] = rules
 
     def _finish_win(self, sections: dict[str, array]) -> None:
         for win_type in (4, 0):

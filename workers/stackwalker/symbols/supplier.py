@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import mmap
+import os
 import threading
 from pathlib import Path
 
@@ -39,7 +41,14 @@ def symbol_file_relpath(module: CodeModule) -> str | None:
 
 
 def load_sym_file(path: Path) -> SymbolIndex:
-    sections, _meta = SymParser().parse(path.read_bytes())
+    """Parse a `.sym` file; large files are read through an mmap rather than copied in."""
+    with path.open("rb") as handle:
+        size = os.fstat(handle.fileno()).st_size
+        if size == 0:
+            sections, _meta = SymParser().parse(b"")
+        else:
+            with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+                sections, _meta = SymParser().parse(mapped)
     return SymbolIndex.from_buffer(serialize_sections(sections), verify=False)
 
 

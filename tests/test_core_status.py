@@ -1,0 +1,44 @@
+"""Status counters and the plain-text rendering of a status reply."""
+
+from __future__ import annotations
+
+from procsupervisor.supervisor.status import Counters, aggregate_cache_stats, render
+
+
+def test_counters_snapshot() -> None:
+    counters = Counters(["priority", "normal"])
+    counters.queue("normal").pulled += 2
+    counters.queue("normal").acked += 1
+    counters.queue("normal").retried += 1
+    counters.completed(ok=True)
+    counters.completed(ok=False)
+    queues, totals = counters.snapshot(uptime_s=0.5)
+    assert queues["normal"] == {"pulled": 2, "acked": 1, "retried": 1, "dead_lettered": 0}
+    assert totals["processed"] == 1 and totals["failed"] == 1 and totals["retried"] == 1
+    assert totals["per_s"] == 2.0  # one crash in the half second the supervisor has been up
+
+
+def test_cache_stats_are_summed_over_workers() -> None:
+    total = aggregate_cache_stats([{"hits": 2, "name": "x", "ok": True}, {"hits": 3, "bytes": 1.5}])
+    assert total == {"hits": 5, "bytes": 1.5}
+
+
+def test_render_shows_workers_queues_and_totals() -> None:
+    status = {
+        "pid": 42, "uptime_s": 12.0, "config": None, "reloads": 1, "target_workers": 1,
+        "last_reload_error": "bad.ini: section [supervisor], key 'workers': ...",
+        "workers": [{"index": 0, "pid": 43, "state": "busy", "busy_s": 1.25, "processed": 7,
+                     "failed": 1, "restarts": 2, "rss_bytes": 50 * 1048576,
+                     "crash_id": "de1bb258-cbbf-4589-a673-34f802160918"}],
+        "queues": {"normal": {"pulled": 9, "acked": 7, "retried": 1, "dead_lettered": 1}},
+        "queue_depths": {"normal": 3},
+        "totals": {"processed": 7, "failed": 1, "retried": 1, "dead_lettered": 1, "per_s": 0.5},
+        "symbol_cache": {"misses": 2},
+    }
+    text = render(status)
+    assert "supervisor pid 42" in text and "(embedded defaults)" in text
+    assert "last reload failed: bad.ini" in text
+    assert "de1bb258-cbbf-4589-a673-34f802160918" in text and "50.0" in text
+    normal_row = next(line for line in text.splitlines() if line.startswith("normal"))
+    assert normal_row.split() == ["normal", "3", "9", "7", "1", "1"]
+    assert "processed 7" in text and "symbol cache: misses 2" in text
