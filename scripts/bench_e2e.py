@@ -54,7 +54,9 @@ def steady_rate(supervisor: SupervisorProcess, total: int, timeout_s: float) -> 
         if "low" not in marks and done >= low:
             marks["low"] = (now, done)
         if done >= high:
-            start_t, start_n = marks.get("low", (now, done))
+            if "low" not in marks or marks["low"][1] >= done:
+                raise RuntimeError("finished between two polls: use more crashes")
+            start_t, start_n = marks["low"]
             return (done - start_n) / max(now - start_t, 1e-6)
         time.sleep(POLL_S)
     raise RuntimeError(f"timed out: {acked_total(supervisor.status())}/{total} acked")
@@ -145,12 +147,13 @@ def bench_dispatch_ceiling(crashes: int, workers: int, root: Path) -> float:
     text = re.sub(r"\[source\]\n(?:[^\[].*\n)*", "[source]\nbackend = fs\n", text)
     config = root / "ceiling.ini"
     config.write_text(text)
+    # Queued before the supervisor starts: it drains faster than one client publishes.
+    publisher = stack.queue()
+    for crash_id in ids:
+        publisher.publish("normal", crash_id)
+    publisher.close()
     supervisor = SupervisorProcess(config, data_dir).start(timeout=60)
     try:
-        publisher = stack.queue()
-        for crash_id in ids:
-            publisher.publish("normal", crash_id)
-        publisher.close()
         rate = steady_rate(supervisor, crashes, timeout_s=600)
     finally:
         supervisor.stop()

@@ -12,7 +12,6 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -146,11 +145,6 @@ class StatsdListener:
         self._stop.set()
         self._thread.join(1)
         self.sock.close()
-
-
-def iter_chunks(items: list[str], size: int) -> Iterator[list[str]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
 
 
 class TcpProxy:

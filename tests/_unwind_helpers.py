@@ -8,11 +8,29 @@ from dataclasses import dataclass, field
 
 from procsupervisor.workers.stackwalker.model import (
     CodeModule,
+    CPUContext,
     InlineInfo,
     SymbolLookup,
     WindowsFrameInfo,
 )
 from procsupervisor.workers.stackwalker.unwind.cfi import parse_rule_set
+
+# Each CPU's general registers, as the minidump reader gives them.
+REGISTER_NAMES = {
+    "x86": ["eip", "esp", "ebp", "ebx", "esi", "edi", "eax", "ecx", "edx"],
+    "amd64": [
+        "rip", "rsp", "rbp", "rax", "rbx", "rcx", "rdx", "rsi", "rdi",
+        "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15",
+    ],
+    "arm": [f"r{i}" for i in range(13)] + ["sp", "lr", "pc"],
+    "arm64": [f"x{i}" for i in range(29)] + ["fp", "lr", "sp", "pc"],
+}  # fmt: skip
+
+
+def cpu_context(cpu: str, **values: int) -> CPUContext:
+    """A `cpu` context with every general register valid and zero unless given."""
+    names = REGISTER_NAMES[cpu]
+    return CPUContext(cpu, dict.fromkeys(names, 0) | values, set(names))
 
 
 class StackMemory:

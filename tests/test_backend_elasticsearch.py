@@ -15,6 +15,8 @@ import pytest
 from _backend_helpers import StatsdListener, new_crash_id, synthetic_processed_crash
 from elasticsearch import Elasticsearch
 from es_server import ESServer
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from procsupervisor.metrics import NullMetrics, StatsdMetrics
 from procsupervisor.storage import es_mapping
@@ -115,6 +117,7 @@ def test_values_are_converted_truncated_or_dropped(server: ESServer, store: ESCr
         addons_checked="yes",
         client_crash_date="yesterday",
         topmost_filenames=["a.cpp", {"bad": 1}, 7],
+        reason="lone \ud800 surrogate",
     )
     store.save_processed({}, processed)
     doc = stored(server, crash_id)["_source"]["processed_crash"]
@@ -126,6 +129,7 @@ def test_values_are_converted_truncated_or_dropped(server: ESServer, store: ESCr
     assert doc["success"] is True and doc["addons_checked"] is False
     assert "client_crash_date" not in doc
     assert doc["topmost_filenames"] == ["a.cpp", "7"]
+    assert doc["reason"] == "lone ? surrogate"
 
 
 def test_rejected_field_is_removed_and_recorded(
@@ -250,3 +254,40 @@ def test_es_metrics_reach_statsd_over_udp(server: ESServer, tmp_path: Path) -> N
         line.startswith("socorro.processor.es.index:") and line.endswith("|ms|#outcome:successful")
         for line in lines
     )
+
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**80), max_value=2**80)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=50),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=5), children, max_size=3)
+    ),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    values=st.dictionaries(
+        st.sampled_from([f.name for f in es_mapping.PROCESSED_CRASH_FIELDS]), json_values
+    )
+)
+def test_any_processed_crash_gives_a_document_es_accepts(values: dict[str, Any]) -> None:
+    from es_server import FakeElasticsearch
+
+    processed: dict[str, Any] = {}
+    for dotted, value in values.items():
+        node = processed
+        *parents, leaf = dotted.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    crash_id = new_crash_id()
+    document = es_mapping.build_document(crash_id, processed)
+    fake = FakeElasticsearch()
+    fake.create_index("socorro202647", {"mappings": es_mapping.build_mapping()})
+    status, _ = fake.index_document("socorro202647", crash_id, document)  # raises on a 400
+    assert status == 201

@@ -17,6 +17,8 @@ from _backend_helpers import (
     unique_name,
 )
 from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from procsupervisor.crashid import InvalidCrashId
 from procsupervisor.metrics import NullMetrics
@@ -135,20 +137,20 @@ def test_columns_are_converted_and_truncated(
         completeddatetime="garbage",
         address="0x\x00" + "f" * 30,
         user_comments="nul\u0000inside",
+        app_notes="lone \ud800 surrogate",
     )
     del processed["started_datetime"]
     del processed["completed_datetime"]
-    processed["nested"] = {"text": "a\u0000b", "nan": float("nan")}
+    processed["nested"] = {"text": "a\u0000b", "nan": float("nan"), "odd": "\udc00\U0001f600"}
     store.save_processed(synthetic_raw_crash(crash_id), processed)
     store.close()
     (row,) = query(
         postgres_dsn,
         "SELECT signature, version, uptime, install_age, last_crash, success, started_datetime,"
-        f' completed_datetime, address, user_comments FROM "{initialized}".reports',
+        f' completed_datetime, address, user_comments, app_notes FROM "{initialized}".reports',
     )
-    signature, version, uptime, install_age, last_crash, success, started, completed, addr, com = (
-        row
-    )
+    signature, version, uptime, install_age, last_crash, success, started, completed = row[:8]
+    addr, com, notes = row[8:]
     assert signature == "S" * 255
     assert version == "1234567890.12345"
     assert (uptime, install_age, last_crash, success) == (None, None, 17, True)
@@ -156,10 +158,11 @@ def test_columns_are_converted_and_truncated(
     assert completed is None
     assert addr == "0x" + "f" * 18
     assert com == "nulinside"
+    assert notes == "lone ? surrogate"
     (stored,) = query(
         postgres_dsn, f'SELECT processed_crash FROM "{initialized}".processed_crashes'
     )
-    assert stored[0]["nested"] == {"text": "ab", "nan": None}
+    assert stored[0]["nested"] == {"text": "ab", "nan": None, "odd": "\ufffd\U0001f600"}
 
 
 def test_unmigrated_schema_is_a_transient_error(
@@ -211,3 +214,36 @@ def test_outage_is_bounded_then_recovers(
     proxy.stop()
     rows = query(postgres_dsn, f'SELECT uuid FROM "{initialized}".reports ORDER BY uuid')
     assert sorted([first, third]) == [r for (r,) in rows]
+
+
+scalar_values = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=300)
+    | st.lists(st.text(max_size=5), max_size=3)
+    | st.dictionaries(st.text(max_size=5), st.integers(), max_size=2)
+)
+report_keys = sorted(
+    {c.source_key for c in pg_schema.REPORT_COLUMNS} | {"startedDateTime", "completeddatetime"}
+)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(values=st.dictionaries(st.sampled_from(report_keys), scalar_values))
+def test_any_processed_values_are_stored(
+    postgres_dsn: str, initialized: str, tmp_path: Path, values: dict[str, object]
+) -> None:
+    store = make_store(postgres_dsn, initialized, tmp_path, attempts="1")
+    crash_id = new_crash_id()
+    try:
+        store.save_processed({"uuid": crash_id, **values}, {"uuid": crash_id, **values})
+    finally:
+        store.close()
+    rows = query(
+        postgres_dsn, f'SELECT uuid FROM "{initialized}".reports WHERE uuid = %s', crash_id
+    )
+    assert rows == [(crash_id,)]

@@ -28,6 +28,7 @@ class Broker:
     def __init__(self, url: str, prefix: str) -> None:
         self.url = url
         self.prefix = prefix
+        self.extra_queues: list[str] = []  # retry queues a test made, deleted at cleanup
         self.connection = pika.BlockingConnection(pika.URLParameters(url))
         self.channel = self.connection.channel()
 
@@ -66,10 +67,8 @@ class Broker:
 @pytest.fixture
 def broker(rabbitmq_url: str) -> Iterator[Broker]:
     found = Broker(rabbitmq_url, unique_name("pstest"))
-    extra: list[str] = []
-    found.extra_queues = extra  # type: ignore[attr-defined]
     yield found
-    found.cleanup(extra)
+    found.cleanup(found.extra_queues)
 
 
 def make_queue(broker: Broker, tmp_path: Path, **extra: str) -> RabbitMQQueue:
@@ -113,7 +112,7 @@ def test_retry_goes_through_a_ttl_queue_back_to_its_origin(broker: Broker, tmp_p
     first = queue.get("normal")
     assert first is not None
     queue.retry(first, "transient: s3 timeout", 0.3)
-    broker.extra_queues.append("retry.normal.300")  # type: ignore[attr-defined]
+    broker.extra_queues.append("retry.normal.300")
     assert queue.get("normal") is None  # original acked, copy waiting out its delay
     deadline = time.monotonic() + 5
     second = None
@@ -200,7 +199,18 @@ def test_stale_tags_after_reconnect_are_dropped_not_acked(
     assert sorted(d.body for d in redelivered) == sorted(ids)
     for delivery in redelivered:
         queue.ack(delivery)
-    queue.retry(held, "stale", 0.1)  # stale retry: nothing published, nothing acked
+    # A stale retry is still published (its redelivered twin may have been acked as a
+    # duplicate of the crash in flight), never acked: the copy comes back with attempt + 1.
+    queue.retry(held, "stale", 0.1)
+    broker.extra_queues.append("retry.normal.100")
+    copy = None
+    deadline = time.monotonic() + 5
+    while copy is None and time.monotonic() < deadline:
+        copy = queue.get("normal")
+        time.sleep(0.02)
+    assert copy is not None and copy.body == held.body and copy.attempt == 2
+    queue.ack(copy)
+    assert queue.generation == 2  # the stale tag was never used on the new channel
     queue.close()
     proxy.stop()
     assert broker.count("normal") == 0
@@ -276,3 +286,29 @@ def test_two_consumers_share_one_queue(broker: Broker, tmp_path: Path) -> None:
     assert set(taken["first"]) | set(taken["second"]) == ids
     first.close()
     second.close()
+
+
+def test_quorum_delivery_limit_dead_letters_and_requeue_finds_the_origin(
+    broker: Broker, tmp_path: Path
+) -> None:
+    crash_id = new_crash_id()
+    publisher = make_queue(broker, tmp_path, quorum="true", delivery_limit="1")
+    publisher.publish("priority", crash_id)
+    publisher.close()
+    for _ in range(2):  # two supervisors die holding it: past the limit of 1 redelivery
+        holder = make_queue(broker, tmp_path, quorum="true", delivery_limit="1")
+        deadline = time.monotonic() + 5
+        while holder.get("priority") is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        holder.close()
+    assert broker.wait_count("deadletter", 1) == 1
+    queue = make_queue(broker, tmp_path, quorum="true", delivery_limit="1")
+    assert queue.requeue_dead() == 1
+    again = None
+    deadline = time.monotonic() + 5
+    while again is None and time.monotonic() < deadline:
+        again = queue.get("priority")
+        time.sleep(0.05)
+    assert again is not None and again.body == crash_id
+    queue.ack(again)
+    queue.close()

@@ -6,6 +6,7 @@ import datetime as dt
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
@@ -46,7 +47,7 @@ def storage(moto_s3: MotoS3, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) ->
     return store
 
 
-def raw_s3(storage: S3CrashStorage):  # type: ignore[no-untyped-def]
+def raw_s3(storage: S3CrashStorage) -> Any:
     return boto3.client(
         "s3",
         endpoint_url=storage._client_args["endpoint_url"],

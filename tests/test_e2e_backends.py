@@ -9,6 +9,7 @@ import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from _backend_helpers import (
@@ -69,11 +70,11 @@ def es_ids(es: ESServer) -> set[str]:
     return {doc_id for index in es.es.indices.values() for doc_id in index.docs}
 
 
-def start_supervisor(stack: Stack, root: Path, name: str, **config: object) -> SupervisorProcess:
+def start_supervisor(stack: Stack, root: Path, name: str, **config: Any) -> SupervisorProcess:
     data_dir = root / name
     data_dir.mkdir(parents=True)
     config_path = root / f"{name}.ini"
-    config_path.write_text(stack.config_text(data_dir, **config))  # type: ignore[arg-type]
+    config_path.write_text(stack.config_text(data_dir, **config))
     return SupervisorProcess(config_path, data_dir).start(timeout=60)
 
 

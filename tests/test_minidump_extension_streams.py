@@ -6,18 +6,20 @@ import struct
 from pathlib import Path
 
 from minidump_synth import (
-    LINUX_AUXV,
-    LINUX_CMD_LINE,
-    LINUX_CPU_INFO,
-    LINUX_DSO_DEBUG,
-    LINUX_ENVIRON,
-    MOZ_MACOS_CRASH_INFO,
     SynthMinidump,
     Writer,
     amd64_context,
 )
 from procsupervisor.workers.stackwalker.api import walk_minidump
 from procsupervisor.workers.stackwalker.minidump.dump import Minidump
+from procsupervisor.workers.stackwalker.minidump.stream_types import (
+    LINUX_AUXV,
+    LINUX_CMD_LINE,
+    LINUX_CPU_INFO,
+    LINUX_DSO_DEBUG,
+    LINUX_ENVIRON,
+    MOZ_MACOS_CRASH_INFO,
+)
 
 
 def test_breakpad_linux_dso_debug_from_real_dump(testdata: Path) -> None:

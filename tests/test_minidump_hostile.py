@@ -7,11 +7,8 @@ import struct
 from minidump_synth import (
     ARCH_AMD64,
     ARCH_X86,
-    MISC_INFO,
-    MODULE_LIST,
     PLATFORM_LINUX,
     PLATFORM_WINDOWS,
-    THREAD_LIST,
     SynthMinidump,
     amd64_context,
     x86_context,
@@ -19,6 +16,11 @@ from minidump_synth import (
 from procsupervisor.workers.stackwalker.api import walk_minidump
 from procsupervisor.workers.stackwalker.minidump.dump import Minidump
 from procsupervisor.workers.stackwalker.minidump.reader import ByteView, MinidumpFormatError
+from procsupervisor.workers.stackwalker.minidump.stream_types import (
+    MISC_INFO,
+    MODULE_LIST,
+    THREAD_LIST,
+)
 from procsupervisor.workers.stackwalker.minidump.strings import read_minidump_string
 
 

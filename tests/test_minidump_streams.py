@@ -9,9 +9,6 @@ from minidump_synth import (
     ARCH_AMD64,
     ARCH_ARM,
     ARCH_X86,
-    LINUX_LSB_RELEASE,
-    LINUX_MAPS,
-    LINUX_PROC_STATUS,
     PLATFORM_LINUX,
     PLATFORM_MAC,
     PLATFORM_WINDOWS,
@@ -23,6 +20,11 @@ from minidump_synth import (
 )
 from procsupervisor.workers.stackwalker.minidump.dump import Minidump
 from procsupervisor.workers.stackwalker.minidump.header import HeaderError
+from procsupervisor.workers.stackwalker.minidump.stream_types import (
+    LINUX_LSB_RELEASE,
+    LINUX_MAPS,
+    LINUX_PROC_STATUS,
+)
 
 GUID = bytes.fromhex("e532985a7228c141838ed98914e9b7ff")
 

@@ -220,3 +220,16 @@ def test_reload_applies_deadline_weights_and_log_level(setup) -> None:
     [letter] = dead_letters(data_dir)
     assert letter["body"] == hung and "deadline of 0.5s exceeded" in letter["reason"]
     assert 'msg="crash done"' not in supervisor.log(tail=None), "INFO lines are off"
+
+
+def test_workers_hold_nothing_of_the_supervisor(setup) -> None:
+    """After the fork a worker keeps only stdio and its own pipe: no control socket, no lock."""
+    _, _, supervisor = setup
+    supervisor.start()
+    for worker in supervisor.status()["workers"]:
+        fd_dir = Path(f"/proc/{worker['pid']}/fd")
+        targets = [os.readlink(fd_dir / name) for name in os.listdir(fd_dir)]
+        assert sum(t.startswith("socket:") for t in targets) == 1, targets
+        assert not any(t.endswith(("supervisor.lock", "control.sock")) for t in targets)
+        title = Path(f"/proc/{worker['pid']}/cmdline").read_bytes().decode(errors="replace")
+        assert title.startswith(f"procsupervisor: worker {worker['index']} [idle]")

@@ -2,38 +2,26 @@
 
 from __future__ import annotations
 
-from _unwind_helpers import FakeSymbols, Func, Modules, StackMemory, Symbols, module
+from _unwind_helpers import (
+    REGISTER_NAMES,
+    FakeSymbols,
+    Func,
+    Modules,
+    StackMemory,
+    Symbols,
+    cpu_context,
+    module,
+)
 from procsupervisor.workers.stackwalker.model import CPUContext, FrameTrust
 from procsupervisor.workers.stackwalker.unwind import walk_thread
 
 STACK = 0x7FFF0000
 APP = module("app", 0x400000, 0x10000)
 LIB = module("lib.so", 0x7F0000000000, 0x10000)
-ALL_REGS = [
-    "rip",
-    "rsp",
-    "rbp",
-    "rax",
-    "rbx",
-    "rcx",
-    "rdx",
-    "rsi",
-    "rdi",
-    "r8",
-    "r9",
-    "r10",
-    "r11",
-    "r12",
-    "r13",
-    "r14",
-    "r15",
-]
 
 
 def context(**values: int) -> CPUContext:
-    registers = {name: 0 for name in ALL_REGS}
-    registers.update(values)
-    return CPUContext("amd64", registers, set(ALL_REGS))
+    return cpu_context("amd64", **values)
 
 
 def app_symbols(**extra) -> FakeSymbols:
@@ -157,29 +145,23 @@ def test_windows_leaf_then_scan_no_frame_pointer() -> None:
     assert frames[1].trust not in (FrameTrust.SCAN, FrameTrust.FRAME_POINTER)
     assert frames[1].context is not None
     assert frames[1].context.registers["rsp"] == STACK + 0x10
-    assert frames[1].context.valid == set(ALL_REGS)
+    assert frames[1].context.valid == set(REGISTER_NAMES["amd64"])
     assert frames[2].trust is FrameTrust.SCAN
 
 
 def test_frame_pointer_rejects_misaligned_and_non_canonical() -> None:
     memory = StackMemory(STACK, 0x1000, 8)
     memory.put(STACK + 0x100, STACK + 0x200, 0x0000800000000000)
-    frames, _ = walk_thread(
-        context(rip=0x401005, rsp=STACK + 0xF0, rbp=STACK + 0x100),
-        memory,
-        Modules(APP),
-        Symbols({}),
-        os_short="linux",
-    )
-    assert len(frames) == 1
-    frames, _ = walk_thread(
-        context(rip=0x401005, rsp=STACK + 0xF0, rbp=STACK + 0x104),
-        memory,
-        Modules(APP),
-        Symbols({}),
-        os_short="linux",
-    )
-    assert len(frames) == 1
+    # rbp + 0x100 leads to a non-canonical return address; rbp + 0x104 is misaligned.
+    for rbp in (STACK + 0x100, STACK + 0x104):
+        frames, _ = walk_thread(
+            context(rip=0x401005, rsp=STACK + 0xF0, rbp=rbp),
+            memory,
+            Modules(APP),
+            Symbols({}),
+            os_short="linux",
+        )
+        assert len(frames) == 1
 
 
 def test_cyclic_frame_pointers_end_the_walk() -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from _unwind_helpers import FakeSymbols, Func, Modules, StackMemory, Symbols, module
+from _unwind_helpers import FakeSymbols, Func, Modules, StackMemory, Symbols, cpu_context, module
 from procsupervisor.workers.stackwalker.model import CPUContext, FrameTrust
 from procsupervisor.workers.stackwalker.unwind import walk_thread
 from procsupervisor.workers.stackwalker.unwind.arm64 import pointer_mask
@@ -10,18 +10,14 @@ from procsupervisor.workers.stackwalker.unwind.arm64 import pointer_mask
 STACK = 0x10000
 APP32 = module("app", 0x8000_0000, 0x10000)
 APP64 = module("app", 0x1_0000_0000, 0x10000)
-ARM_REGS = [f"r{i}" for i in range(13)] + ["sp", "lr", "pc"]
-ARM64_REGS = [f"x{i}" for i in range(29)] + ["fp", "lr", "sp", "pc"]
 
 
 def arm_context(**values: int) -> CPUContext:
-    registers = dict.fromkeys(ARM_REGS, 0) | values
-    return CPUContext("arm", registers, set(ARM_REGS))
+    return cpu_context("arm", **values)
 
 
 def arm64_context(**values: int) -> CPUContext:
-    registers = dict.fromkeys(ARM64_REGS, 0) | values
-    return CPUContext("arm64", registers, set(ARM64_REGS))
+    return cpu_context("arm64", **values)
 
 
 def symbols(base_funcs: list[Func], **extra) -> Symbols:

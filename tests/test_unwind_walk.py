@@ -4,43 +4,19 @@ from __future__ import annotations
 
 import time
 
-from _unwind_helpers import FakeSymbols, Func, Modules, StackMemory, Symbols, module
+from _unwind_helpers import FakeSymbols, Func, Modules, StackMemory, Symbols, cpu_context, module
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from procsupervisor.workers.stackwalker.model import CPUContext, FrameTrust
+from procsupervisor.workers.stackwalker.model import CPUContext, FrameTrust, StackFrame
 from procsupervisor.workers.stackwalker.unwind import walk_thread
+from procsupervisor.workers.stackwalker.unwind.walk import MAX_FRAMES
 
 STACK = 0x7FFF0000
 APP = module("app", 0x400000, 0x10000)
-AMD64_REGS = [
-    "rip",
-    "rsp",
-    "rbp",
-    "rax",
-    "rbx",
-    "rcx",
-    "rdx",
-    "rsi",
-    "rdi",
-    "r8",
-    "r9",
-    "r10",
-    "r11",
-    "r12",
-    "r13",
-    "r14",
-    "r15",
-]
 
 
 def context(cpu: str = "amd64", **values: int) -> CPUContext:
-    names = (
-        AMD64_REGS
-        if cpu == "amd64"
-        else ["eip", "esp", "ebp", "ebx", "esi", "edi", "eax", "ecx", "edx"]
-    )
-    registers = dict.fromkeys(names, 0) | values
-    return CPUContext(cpu, registers, set(names))
+    return cpu_context(cpu, **values)
 
 
 def inline_symbols(new_syntax: bool = True) -> FakeSymbols:
@@ -153,35 +129,31 @@ def test_module_less_context_frame_continues() -> None:
     assert frames[1].printed_address == 0x402010
 
 
-def self_referencing_stack() -> StackMemory:
+def walk_long_chain(
+    symbols: Symbols, *, max_frames: int = MAX_FRAMES, deadline: float | None = None
+) -> tuple[list[StackFrame], str | None]:
     # Each frame's rbp points to the next, with a plausible return address: a long chain.
     memory = StackMemory(STACK, 0x10000, 8)
     for index in range(0, 0x10000 - 16, 16):
         memory.put(STACK + index, STACK + index + 16, 0x401010)
-    return memory
+    return walk_thread(
+        context(rip=0x401005, rsp=STACK, rbp=STACK),
+        memory,
+        Modules(APP),
+        symbols,
+        os_short="linux",
+        max_frames=max_frames,
+        deadline=deadline,
+    )
 
 
 def test_frame_limit() -> None:
-    frames, reason = walk_thread(
-        context(rip=0x401005, rsp=STACK, rbp=STACK),
-        self_referencing_stack(),
-        Modules(APP),
-        Symbols({}),
-        os_short="linux",
-        max_frames=20,
-    )
+    frames, reason = walk_long_chain(Symbols({}), max_frames=20)
     assert reason == "frame limit" and len(frames) == 21
 
 
 def test_deadline() -> None:
-    frames, reason = walk_thread(
-        context(rip=0x401005, rsp=STACK, rbp=STACK),
-        self_referencing_stack(),
-        Modules(APP),
-        Symbols({}),
-        os_short="linux",
-        deadline=time.monotonic() - 1,
-    )
+    frames, reason = walk_long_chain(Symbols({}), deadline=time.monotonic() - 1)
     assert reason == "time limit" and len(frames) == 1
 
 
@@ -214,14 +186,7 @@ def test_unsupported_cpu_gives_no_frames() -> None:
 
 def test_symbol_files_are_requested_once_per_module() -> None:
     provider = Symbols({"app": FakeSymbols(funcs=[Func(0x1000, 0x10, "f")])})
-    walk_thread(
-        context(rip=0x401005, rsp=STACK, rbp=STACK),
-        self_referencing_stack(),
-        Modules(APP),
-        provider,
-        os_short="linux",
-        max_frames=30,
-    )
+    walk_long_chain(provider, max_frames=30)
     assert provider.requests == ["/lib/app"]
 
 

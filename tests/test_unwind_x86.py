@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
-from _unwind_helpers import FakeSymbols, Func, Modules, StackMemory, Symbols, fpo, frame_data
+from _unwind_helpers import (
+    FakeSymbols,
+    Func,
+    Modules,
+    StackMemory,
+    Symbols,
+    cpu_context,
+    fpo,
+    frame_data,
+)
 from _unwind_helpers import module as make_module
 from procsupervisor.workers.stackwalker.model import CPUContext, FrameTrust
 from procsupervisor.workers.stackwalker.unwind import walk_thread
 
 STACK = 0x120000
 APP = make_module("app", 0x400000, 0x10000)
-ALL_REGS = ["eip", "esp", "ebp", "ebx", "esi", "edi", "eax", "ecx", "edx"]
 MSVC_PROGRAM = "$T0 $ebp = $eip $T0 4 + ^ = $ebp $T0 ^ = $esp $T0 8 + ="
 
 
 def context(**values: int) -> CPUContext:
-    registers = {name: 0 for name in ALL_REGS}
-    registers.update(values)
-    return CPUContext("x86", registers, set(ALL_REGS))
+    return cpu_context("x86", **values)
 
 
 def walk(memory: StackMemory, symbols: FakeSymbols, **registers: int):

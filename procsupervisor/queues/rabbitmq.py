@@ -16,9 +16,11 @@ buffer. Every message is finished on the channel that delivered it:
 
 A delivery tag belongs to one channel. After a reconnect the broker has already requeued every
 unacked message of the old channel, so deliveries from an older connection generation are
-dropped without an ack (acking their tag on the new channel would ack the wrong message or
-close the channel). Connection errors never escape `get`/`ack`/`retry`/`dead_letter`/`poll`:
-they mark the connection broken, and `poll` reconnects with growing backoff. `poll` also runs
+never acked (acking their tag on the new channel would ack the wrong message or close the
+channel); a retry or dead-letter of such a delivery is still published, since its redelivered
+twin may already have been acked as a duplicate of the crash in flight. Connection errors
+never escape `get`/`ack`/`retry`/`dead_letter`/`poll`: they mark the connection broken, and
+`poll` reconnects with growing backoff. `poll` also runs
 `process_data_events(time_limit=0)` every loop turn, which answers heartbeats while every
 worker is busy on a long crash. Duplicates of a crash already in flight are acked by the
 supervisor, which knows what is in flight.
@@ -50,6 +52,7 @@ DEAD_AT_HEADER = "x-procsupervisor-dead-lettered-at"
 MAX_REASON_CHARS = 1000
 DEFAULT_BACKOFF_S = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 PERSISTENT = 2
+DEPTHS_CACHE_S = 1.0
 BROKER_HEADER_PREFIXES = ("x-death", "x-first-death", "x-last-death", "x-delivery-count")
 
 
@@ -93,6 +96,7 @@ class RabbitMQQueue(CrashQueue):
         self._next_connect_at = 0.0
         self.reconnects = 0
         self.stale_dropped = 0
+        self._depths_cache: tuple[float, dict[str, int]] = (0.0, {})
 
     @classmethod
     def from_options(
@@ -256,7 +260,7 @@ class RabbitMQQueue(CrashQueue):
         )
 
     def _current_tag(self, delivery: Delivery) -> int | None:
-        """The delivery tag if it belongs to the live channel, else None (dropped, not acked)."""
+        """The delivery tag if it belongs to the live channel, else None (never acked)."""
         generation, tag = delivery.tag
         if generation == self.generation and self.connected:
             return int(tag)
@@ -283,8 +287,6 @@ class RabbitMQQueue(CrashQueue):
 
     def retry(self, delivery: Delivery, reason: str, delay_s: float) -> None:
         """Publish a copy to a delay queue (confirmed), then ack the original."""
-        if self._current_tag(delivery) is None:
-            return  # the broker has already put the original back
         delay_ms = max(1, int(delay_s * 1000))
         origin = self.names.get(delivery.queue, self.names["normal"])
         name = f"{self.retry_prefix}.{delivery.queue}.{delay_ms}"
@@ -306,8 +308,6 @@ class RabbitMQQueue(CrashQueue):
 
     def dead_letter(self, delivery: Delivery, reason: str) -> None:
         """Publish to the dead-letter queue with why and from where (confirmed), then ack."""
-        if self._current_tag(delivery) is None:
-            return
         headers = {
             **_own_headers(delivery.headers),
             ATTEMPT_HEADER: delivery.attempt,
@@ -327,14 +327,19 @@ class RabbitMQQueue(CrashQueue):
     ) -> bool:
         import pika
 
+        # A stale delivery (older connection) is still republished: the broker put the original
+        # back, but this supervisor may have acked that redelivered copy as a duplicate of the
+        # crash in flight, and then this copy is the only one left. Worst case is one extra
+        # processing, which is harmless; skipping it could lose the crash.
         tag = self._current_tag(delivery)
-        if tag is None:
+        if not self._ensure_connected():
             return False
         try:
             if declare_arguments is not None:
                 self._declare(self._connection, queue_name, declare_arguments)
             self._publish(queue_name, delivery.body, headers)
-            self._channel.basic_ack(delivery_tag=tag)
+            if tag is not None:
+                self._channel.basic_ack(delivery_tag=tag)
             return True
         except (pika.exceptions.AMQPError, OSError) as exc:
             # Not confirmed, so not acked: the original comes back when the channel closes.
@@ -387,13 +392,23 @@ class RabbitMQQueue(CrashQueue):
             method, properties, body = self._channel.basic_get(self.deadletter_queue)
             if method is None:
                 return moved
-            headers = dict(properties.headers or {})
-            origin = headers.get(ORIGIN_HEADER)
-            origin = _text(origin) if origin is not None else "normal"
-            target = self.names.get(origin, self.names["normal"])
+            target = self._origin_queue(dict(properties.headers or {}))
             self._publish(target, body.decode("utf-8", "replace"), None)
             self._channel.basic_ack(delivery_tag=method.delivery_tag)
             moved += 1
+
+    def _origin_queue(self, headers: Mapping[str, Any]) -> str:
+        """Where a dead letter came from: our header, else the broker's x-death record (a
+        quorum queue dead-letters by itself past its delivery limit), else normal."""
+        origin = headers.get(ORIGIN_HEADER)
+        if origin is not None and _text(origin) in self.names:
+            return self.names[_text(origin)]
+        real_names = set(self.names.values())
+        for death in headers.get("x-death") or []:
+            queue = _text(death.get("queue", "")) if isinstance(death, Mapping) else ""
+            if queue in real_names:
+                return queue
+        return self.names["normal"]
 
     # -- housekeeping ------------------------------------------------------------------------
 
@@ -410,6 +425,10 @@ class RabbitMQQueue(CrashQueue):
             self._broken("poll", exc)
 
     def depths(self) -> dict[str, int]:
+        # Status may be polled often; a second-old answer costs the broker nothing.
+        cached_at, cached = self._depths_cache
+        if cached and time.monotonic() - cached_at < DEPTHS_CACHE_S:
+            return dict(cached)
         if not self._ensure_connected():
             return {}
         import pika
@@ -422,6 +441,7 @@ class RabbitMQQueue(CrashQueue):
             for logical, real in [*self.names.items(), ("deadletter", self.deadletter_queue)]:
                 frame = channel.queue_declare(queue=real, passive=True)
                 depths[logical] = int(frame.method.message_count)
+            self._depths_cache = (time.monotonic(), dict(depths))
         except pika.exceptions.ChannelClosedByBroker as exc:
             log.warning("rabbitmq queue depth unavailable: %s", _describe(exc))
         except (pika.exceptions.AMQPError, OSError) as exc:

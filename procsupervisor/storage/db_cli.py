@@ -8,6 +8,7 @@ before `db`) or $PROCSUPERVISOR_CONFIG, overridable as `PROCSUPERVISOR_DESTINATI
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -38,7 +39,7 @@ def _settings(
     return dsn, schema
 
 
-def _connect(dsn: str):  # type: ignore[no-untyped-def]
+def _connect(dsn: str) -> Any:
     import psycopg2
 
     try:

@@ -206,9 +206,10 @@ def convert(field: Field, value: Any) -> Any:
 
 
 def truncate_utf8(text: str, max_bytes: int) -> str:
-    encoded = text.encode("utf-8", "surrogatepass")
+    """At most `max_bytes` of UTF-8; lone surrogates (not encodable) become "?"."""
+    encoded = text.encode("utf-8", "replace")
     if len(encoded) <= max_bytes:
-        return text
+        return encoded.decode("utf-8")
     return encoded[:max_bytes].decode("utf-8", "ignore")  # drops a split trailing character
 
 

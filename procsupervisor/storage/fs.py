@@ -13,10 +13,10 @@ written last, so a raw crash that exists always has its dumps.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -137,15 +137,25 @@ class FSCrashStorage(CrashSource, CrashDestination):
         self._write(self.processed_crash_path(crash_id), crashjson.dumps(processed_crash).encode())
 
     def _write(self, path: Path, data: bytes) -> None:
+        # A temporary name unique to this process and write, then an atomic rename over the
+        # final name: readers see the old file or the new one, never a part.
+        tmp = path.with_name(f".tmp-{os.getpid()}-{next(_TMP_SEQUENCE)}-{path.name}")
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+            try:
+                fd = os.open(tmp, _CREATE_FLAGS, 0o644)
+            except FileNotFoundError:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                fd = os.open(tmp, _CREATE_FLAGS, 0o644)
             try:
                 with os.fdopen(fd, "wb") as handle:
                     handle.write(data)
-                os.replace(tmp_name, path)
+                os.replace(tmp, path)
             except BaseException:
-                os.unlink(tmp_name)
+                os.unlink(tmp)
                 raise
         except OSError as exc:
             raise TransientStorageError(f"writing {path.name}: {exc.strerror or exc}")
+
+
+_CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+_TMP_SEQUENCE = itertools.count()

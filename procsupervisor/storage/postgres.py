@@ -31,6 +31,13 @@ log = logging.getLogger(__name__)
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 # PostgreSQL text and jsonb cannot hold NUL; "\u0000" escapes not preceded by another backslash.
 JSON_NUL_ESCAPE_RE = re.compile(r"(?<!\\)((?:\\\\)*)\\u0000")
+# jsonb also refuses a surrogate escape that is not half of a pair; json.dumps writes one for
+# every lone surrogate in a string (hostile raw crashes can hold them).
+JSON_LONE_SURROGATE_RE = re.compile(
+    r"(?<!\\)((?:\\\\)*)"
+    r"(\\ud[89ab][0-9a-f]{2}(?!\\ud[c-f][0-9a-f]{2})"
+    r"|(?<!\\ud[89ab][0-9a-f]{2})\\ud[c-f][0-9a-f]{2})"
+)
 PSEUDO_TRUE = frozenset({"1", "true", "t", "yes", "y", "on"})
 PSEUDO_FALSE = frozenset({"0", "false", "f", "no", "n", "off", ""})
 
@@ -247,7 +254,8 @@ def convert(value: Any, column: pg_schema.ReportColumn) -> Any:
             text = "1" if value else "0"
         else:
             text = str(value)
-        text = text.replace("\x00", "")
+        # NUL and lone surrogates cannot be stored in PostgreSQL text.
+        text = text.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")
         return text[: column.max_length] if column.max_length else text
     if column.kind == "int":
         return to_int32(value)
@@ -307,4 +315,6 @@ def jsonb_text(value: Mapping[str, Any]) -> str:
     text = crashjson.dumps(value)
     if "\\u0000" in text:
         text = JSON_NUL_ESCAPE_RE.sub(r"\1", text)
+    if "\\ud" in text:
+        text = JSON_LONE_SURROGATE_RE.sub(r"\1\\ufffd", text)
     return text

@@ -36,34 +36,31 @@ def _guid_text(raw: bytes) -> str:
     return raw.hex()
 
 
-def _dictionary(file: ByteView, size: int, rva: int) -> dict[str, str]:
+def _entries(file: ByteView, size: int, rva: int, entry_size: int) -> list[ByteView]:
+    """One view per entry of a `u32 count` + entries list; an absent (size 0) list is empty."""
     if size == 0:
-        return {}
+        return []
     view = file.sub(rva, size)
-    count = checked_count(view.u32(0), 8, view.size - 4, MAX_ENTRIES)
+    count = checked_count(view.u32(0), entry_size, view.size - 4, MAX_ENTRIES)
+    return [view.sub(4 + entry_size * i, entry_size) for i in range(count)]
+
+
+def _dictionary(file: ByteView, size: int, rva: int) -> dict[str, str]:
     result = {}
-    for i in range(count):
-        key_rva, value_rva = view.unpack("II", 4 + 8 * i)
+    for entry in _entries(file, size, rva, 8):
+        key_rva, value_rva = entry.unpack("II", 0)
         result[read_utf8_string(file, key_rva)] = read_utf8_string(file, value_rva)
     return result
 
 
 def _string_list(file: ByteView, size: int, rva: int) -> list[str]:
-    if size == 0:
-        return []
-    view = file.sub(rva, size)
-    count = checked_count(view.u32(0), 4, view.size - 4, MAX_ENTRIES)
-    return [read_utf8_string(file, view.u32(4 + 4 * i)) for i in range(count)]
+    return [read_utf8_string(file, entry.u32(0)) for entry in _entries(file, size, rva, 4)]
 
 
 def _annotation_objects(file: ByteView, size: int, rva: int) -> dict[str, str]:
-    if size == 0:
-        return {}
-    view = file.sub(rva, size)
-    count = checked_count(view.u32(0), 12, view.size - 4, MAX_ENTRIES)
     result = {}
-    for i in range(count):
-        name_rva, kind, _reserved, value_rva = view.unpack("IHHI", 4 + 12 * i)
+    for entry in _entries(file, size, rva, 12):
+        name_rva, kind, _reserved, value_rva = entry.unpack("IHHI", 0)
         name = read_utf8_string(file, name_rva)
         value = read_byte_array(file, value_rva)
         if kind == ANNOTATION_TYPE_STRING:
@@ -84,19 +81,16 @@ def parse_crashpad_info(stream: ByteView, file: ByteView) -> CrashpadInfo:
     )
     ann_size, ann_rva, list_size, list_rva = stream.unpack("IIII", 36)
     info.simple_annotations = _dictionary(file, ann_size, ann_rva)
-    if list_size:
-        links = file.sub(list_rva, list_size)
-        count = checked_count(links.u32(0), 12, links.size - 4, MAX_ENTRIES)
-        for i in range(count):
-            index, loc_size, loc_rva = links.unpack("III", 4 + 12 * i)
-            module = file.sub(loc_rva, loc_size)
-            entry = ModuleCrashpadInfo(index)
-            if module.size >= 20:
-                ls, lr, ss, sr = module.unpack("IIII", 4)
-                entry.list_annotations = _string_list(file, ls, lr)
-                entry.simple_annotations = _dictionary(file, ss, sr)
-            if module.size >= 28:
-                os_, or_ = module.unpack("II", 20)
-                entry.annotation_objects = _annotation_objects(file, os_, or_)
-            info.module_list.append(entry)
+    for link in _entries(file, list_size, list_rva, 12):
+        index, loc_size, loc_rva = link.unpack("III", 0)
+        module = file.sub(loc_rva, loc_size)
+        entry = ModuleCrashpadInfo(index)
+        if module.size >= 20:
+            ls, lr, ss, sr = module.unpack("IIII", 4)
+            entry.list_annotations = _string_list(file, ls, lr)
+            entry.simple_annotations = _dictionary(file, ss, sr)
+        if module.size >= 28:
+            os_, or_ = module.unpack("II", 20)
+            entry.annotation_objects = _annotation_objects(file, os_, or_)
+        info.module_list.append(entry)
     return info

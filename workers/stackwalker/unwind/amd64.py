@@ -5,12 +5,12 @@ from __future__ import annotations
 from procsupervisor.workers.stackwalker.model import CPUContext, FrameTrust, StackFrame
 from procsupervisor.workers.stackwalker.unwind.cfi_walk import CFIRegister, caller_by_cfi
 from procsupervisor.workers.stackwalker.unwind.env import (
+    FoundCaller,
     WalkEnv,
-    caller_frame,
+    accept_caller,
     last_context,
-    terminate_walk,
 )
-from procsupervisor.workers.stackwalker.unwind.scan import scan_for_return_address, search_words
+from procsupervisor.workers.stackwalker.unwind.scan import caller_by_scan, scan_for_return_address
 
 MASK = 0xFFFFFFFFFFFFFFFF
 _CFI_FILL = 0xDADADADADADADADA
@@ -23,6 +23,7 @@ CFI_REGISTERS = tuple(
         "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15", "rip",
     )
 )  # fmt: skip
+_CFI_REQUIRED = frozenset({"rip", "rsp"})
 
 
 def get_caller_frame(
@@ -30,39 +31,29 @@ def get_caller_frame(
 ) -> StackFrame | None:
     last = frames[-1]
     callee = last_context(frames)
-    found = _caller_by_cfi(env, last, callee)
+    found = _caller_by_cfi(env, last)
     if found is None and last.trust is FrameTrust.CONTEXT and env.os_short == "windows":
         found = _caller_by_simulating_return(env, callee)
     if found is None and env.os_short != "windows":
         found = _caller_by_frame_pointer(env, callee)
     if found is None and scan_allowed:
-        found = _caller_by_scan(env, last, callee)
+        found = _caller_by_scan(env, last)
     if found is None:
         return None
-    context, trust = found
-    regs = context.registers
+    regs = found[0].registers
     if env.os_short == "nacl":
         for name in ("rip", "rsp", "rbp"):
             regs[name] &= 0xFFFFFFFF
     rip = regs["rip"]
-    if terminate_walk(rip, regs["rsp"], callee.registers["rsp"], last.trust is FrameTrust.CONTEXT):
-        return None
-    return caller_frame(context, trust, (rip - 1) & MASK, rip)
+    return accept_caller(frames, found, "rip", "rsp", (rip - 1) & MASK, return_address=rip)
 
 
-def _caller_by_cfi(
-    env: WalkEnv, last: StackFrame, callee: CPUContext
-) -> tuple[CPUContext, FrameTrust] | None:
-    rules = env.cfi_rules(last)
-    if rules is None:
-        return None
-    context = caller_by_cfi(env, callee, rules, CFI_REGISTERS, _CFI_FILL)
-    if context is None or not {"rip", "rsp"} <= context.valid:
-        return None
+def _caller_by_cfi(env: WalkEnv, last: StackFrame) -> FoundCaller | None:
+    found = caller_by_cfi(env, last, CFI_REGISTERS, _CFI_FILL, _CFI_REQUIRED)
     # Only a zero rip/rsp is rejected here; garbage is left to TerminateWalk.
-    if context.registers["rip"] == 0 or context.registers["rsp"] == 0:
+    if found is None or found[0].registers["rip"] == 0 or found[0].registers["rsp"] == 0:
         return None
-    return context, FrameTrust.CFI
+    return found
 
 
 def _caller_by_simulating_return(
@@ -104,26 +95,22 @@ def _caller_by_frame_pointer(
     return context, FrameTrust.FRAME_POINTER
 
 
-def _caller_by_scan(
-    env: WalkEnv, last: StackFrame, callee: CPUContext
-) -> tuple[CPUContext, FrameTrust] | None:
-    found = scan_for_return_address(env, callee.registers["rsp"], search_words(last))
+def _caller_by_scan(env: WalkEnv, last: StackFrame) -> FoundCaller | None:
+    found = caller_by_scan(env, last, "rip", "rsp")
     if found is None:
         return None
-    location, caller_rip = found
-    registers = dict(callee.registers)
-    registers["rip"] = caller_rip
-    registers["rsp"] = (location + 8) & MASK
-    valid = {"rip", "rsp"}
+    context = found[0]
+    location = (context.registers["rsp"] - 8) & MASK  # where the return address was found
+    callee = last_context([last])
     if "rbp" in callee.valid:
         last_rbp = callee.registers["rbp"]
         if (location - 8) & MASK == last_rbp:
             # rbp saved just below the return address: the usual prologue.
             saved = env.read_word(last_rbp)
             if saved is not None and saved > location:
-                registers["rbp"] = saved
-                valid.add("rbp")
+                context.registers["rbp"] = saved
+                context.valid.add("rbp")
         elif last_rbp >= location + 8:
-            registers["rbp"] = last_rbp
-            valid.add("rbp")
-    return CPUContext(cpu="amd64", registers=registers, valid=valid), FrameTrust.SCAN
+            context.registers["rbp"] = last_rbp
+            context.valid.add("rbp")
+    return found

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from procsupervisor.workers.stackwalker.model import CPUContext, FrameTrust, StackFrame
+from procsupervisor.workers.stackwalker.model import CPUContext, StackFrame
 from procsupervisor.workers.stackwalker.unwind.cfi_walk import CFIRegister, caller_by_cfi
 from procsupervisor.workers.stackwalker.unwind.env import (
+    FoundCaller,
     WalkEnv,
-    caller_frame,
+    accept_caller,
     last_context,
-    terminate_walk,
 )
-from procsupervisor.workers.stackwalker.unwind.scan import scan_for_return_address, search_words
+from procsupervisor.workers.stackwalker.unwind.frame_pointer import caller_by_link_frame
+from procsupervisor.workers.stackwalker.unwind.scan import caller_by_scan
 
 MASK = 0xFFFFFFFFFFFFFFFF
 _CONTEXT_NAMES = {"x29": "fp", "x30": "lr"}
@@ -20,6 +21,7 @@ CFI_REGISTERS = tuple(
     CFIRegister(_CONTEXT_NAMES.get(name, name), name, _FALLBACKS.get(name), name in _CALLEE_SAVED)
     for name in [f"x{i}" for i in range(31)] + ["sp", "pc"]
 )
+_CFI_REQUIRED = frozenset({"pc", "sp"})
 
 
 def pointer_mask(module_ends: list[int]) -> int:
@@ -56,35 +58,24 @@ def get_caller_frame(
 ) -> StackFrame | None:
     last = frames[-1]
     callee = last_context(frames)
-    found = _caller_by_cfi(env, last, callee)
+    found = _caller_by_cfi(env, last)
     if found is None:
         found = _caller_by_frame_pointer(env, frames, callee)
     if found is None and scan_allowed:
-        found = _caller_by_scan(env, last, callee)
+        found = caller_by_scan(env, last, "pc", "sp")
     if found is None:
         return None
-    context, trust = found
-    pc = context.registers["pc"]
-    if terminate_walk(
-        pc, context.registers["sp"], callee.registers["sp"], last.trust is FrameTrust.CONTEXT
-    ):
-        return None
     # The printed address is the instruction itself (pc - 4), not the return address.
-    instruction = (pc - 4) & MASK
-    return caller_frame(context, trust, instruction, instruction)
+    instruction = (found[0].registers["pc"] - 4) & MASK
+    return accept_caller(frames, found, "pc", "sp", instruction)
 
 
-def _caller_by_cfi(
-    env: WalkEnv, last: StackFrame, callee: CPUContext
-) -> tuple[CPUContext, FrameTrust] | None:
-    rules = env.cfi_rules(last)
-    if rules is None:
-        return None
-    context = caller_by_cfi(env, callee, rules, CFI_REGISTERS, 0)
-    if context is None or not {"pc", "sp"} <= context.valid:
-        return None
-    context.registers["pc"] = strip_pointer_auth(env, context.registers["pc"])
-    return context, FrameTrust.CFI
+def _caller_by_cfi(env: WalkEnv, last: StackFrame) -> FoundCaller | None:
+    found = caller_by_cfi(env, last, CFI_REGISTERS, 0, _CFI_REQUIRED)
+    if found is not None:
+        registers = found[0].registers
+        registers["pc"] = strip_pointer_auth(env, registers["pc"])
+    return found
 
 
 def _repair_link_register(env: WalkEnv, frames: list[StackFrame], callee: CPUContext) -> None:
@@ -118,34 +109,11 @@ def _repair_link_register(env: WalkEnv, frames: list[StackFrame], callee: CPUCon
 
 def _caller_by_frame_pointer(
     env: WalkEnv, frames: list[StackFrame], callee: CPUContext
-) -> tuple[CPUContext, FrameTrust] | None:
+) -> FoundCaller | None:
     if "lr" not in callee.valid:
         _repair_link_register(env, frames, callee)
-    regs = callee.registers
-    last_fp = regs.get("fp", 0)
-    if last_fp:
-        caller_fp = env.read_word(last_fp)
-        caller_lr = env.read_word(last_fp + 8)
-        if caller_fp is None or caller_lr is None:
-            return None
-        caller_lr = strip_pointer_auth(env, caller_lr)
-        caller_sp = (last_fp + 16) & MASK
-    else:
-        # A leaf return through lr: legal only on the first unwind, as sp does not move.
-        caller_fp, caller_lr, caller_sp = 0, 0, regs["sp"]
-    registers = dict(regs)
-    registers.update(pc=regs.get("lr", 0), lr=caller_lr, fp=caller_fp, sp=caller_sp)
-    context = CPUContext(cpu="arm64", registers=registers, valid={"pc", "lr", "fp", "sp"})
-    return context, FrameTrust.FRAME_POINTER
-
-
-def _caller_by_scan(
-    env: WalkEnv, last: StackFrame, callee: CPUContext
-) -> tuple[CPUContext, FrameTrust] | None:
-    found = scan_for_return_address(env, callee.registers["sp"], search_words(last))
-    if found is None:
-        return None
-    registers = dict(callee.registers)
-    registers["pc"] = found[1]
-    registers["sp"] = (found[0] + 8) & MASK
-    return CPUContext(cpu="arm64", registers=registers, valid={"pc", "sp"}), FrameTrust.SCAN
+    found = caller_by_link_frame(env, callee, "fp")
+    if found is not None:
+        registers = found[0].registers
+        registers["lr"] = strip_pointer_auth(env, registers["lr"])
+    return found

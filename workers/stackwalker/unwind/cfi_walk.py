@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from procsupervisor.workers.stackwalker.model import CPUContext
+from procsupervisor.workers.stackwalker.model import CPUContext, FrameTrust, StackFrame
 from procsupervisor.workers.stackwalker.unwind.cfi import find_caller_registers
-from procsupervisor.workers.stackwalker.unwind.env import WalkEnv
+from procsupervisor.workers.stackwalker.unwind.env import FoundCaller, WalkEnv, last_context
 
 
 @dataclass(frozen=True)
@@ -20,12 +20,17 @@ class CFIRegister:
 
 def caller_by_cfi(
     env: WalkEnv,
-    callee: CPUContext,
-    rules: dict[str, str],
+    frame: StackFrame,
     table: tuple[CFIRegister, ...],
     fill: int,
-) -> CPUContext | None:
-    """Recover the caller's registers; registers not recovered hold `fill` and are invalid."""
+    required: frozenset[str],
+) -> FoundCaller | None:
+    """Recover the caller of `frame` from its STACK CFI rules; None without rules or when a
+    `required` register is not recovered. Registers not recovered hold `fill` and are invalid."""
+    rules = env.cfi_rules(frame)
+    if rules is None:
+        return None
+    callee = last_context([frame])
     callee_values = {
         reg.cfi_name: callee.registers[reg.context_name]
         for reg in table
@@ -45,4 +50,6 @@ def caller_by_cfi(
         if value is not None:
             registers[reg.context_name] = value & env.mask
             valid.add(reg.context_name)
-    return CPUContext(cpu=callee.cpu, registers=registers, valid=valid)
+    if not required <= valid:
+        return None
+    return CPUContext(cpu=callee.cpu, registers=registers, valid=valid), FrameTrust.CFI

@@ -22,10 +22,15 @@ from procsupervisor.workers.stackwalker.model import (
     WindowsFrameInfo,
 )
 from procsupervisor.workers.stackwalker.symbols.layout import SymbolIndexError
+from procsupervisor.workers.stackwalker.unwind.words import read_word, word_mask
 
 T = TypeVar("T")
 
 WORD_SIZES = {"x86": 4, "arm": 4, "amd64": 8, "arm64": 8}
+
+# A recovered caller context and how far it can be trusted.
+FoundCaller = tuple[CPUContext, FrameTrust]
+
 
 @dataclass
 class WalkEnv:
@@ -43,15 +48,10 @@ class WalkEnv:
 
     @property
     def mask(self) -> int:
-        return (1 << (8 * self.word_size)) - 1
+        return word_mask(self.word_size)
 
     def read_word(self, address: int) -> int | None:
-        if self.memory is None:
-            return None
-        address &= self.mask
-        if self.word_size == 4:
-            return self.memory.read_u32(address)
-        return self.memory.read_u64(address)
+        return read_word(self.memory, address, self.word_size)
 
     def readable(self, address: int, size: int) -> bool:
         if self.memory is None:
@@ -107,8 +107,26 @@ def terminate_walk(caller_pc: int, caller_sp: int, callee_sp: int, first_unwind:
     return caller_sp <= callee_sp
 
 
-def caller_frame(context: CPUContext, trust: FrameTrust, instruction: int, ret: int) -> StackFrame:
-    return StackFrame(instruction=instruction, trust=trust, context=context, return_address=ret)
+def accept_caller(
+    frames: list[StackFrame],
+    found: FoundCaller,
+    pc: str,
+    sp: str,
+    instruction: int,
+    return_address: int | None = None,
+) -> StackFrame | None:
+    """The frame of the caller `found`, unless TerminateWalk ends the walk there. Its printed
+    address is `return_address`, or the instruction itself when not given."""
+    context, trust = found
+    callee_sp = last_context(frames).registers[sp]
+    first_unwind = frames[-1].trust is FrameTrust.CONTEXT
+    if terminate_walk(context.registers[pc], context.registers[sp], callee_sp, first_unwind):
+        return None
+    if return_address is None:
+        return_address = instruction
+    return StackFrame(
+        instruction=instruction, trust=trust, context=context, return_address=return_address
+    )
 
 
 def last_context(frames: list[StackFrame]) -> CPUContext:

@@ -7,6 +7,7 @@ memory dereferences (`^`) go only through the thread's stack `Memory`.
 from __future__ import annotations
 
 from procsupervisor.workers.stackwalker.model import Memory
+from procsupervisor.workers.stackwalker.unwind.words import read_word, word_mask
 
 _BINARY_OPERATORS = frozenset("+-*/%@")
 
@@ -22,7 +23,7 @@ class PostfixEvaluator:
         self.dictionary = dictionary
         self.memory = memory
         self.word_size = word_size
-        self.mask = (1 << (8 * word_size)) - 1
+        self.mask = word_mask(word_size)
         self.assigned: set[str] = set()
         self._stack: list[str | int] = []
 
@@ -67,7 +68,7 @@ class PostfixEvaluator:
             address = self._pop_value()
             if address is None:
                 return False
-            value = self._read_word(address)
+            value = read_word(self.memory, address, self.word_size)
             if value is None:
                 return False
             self._stack.append(value)
@@ -125,11 +126,3 @@ class PostfixEvaluator:
         if value > self.mask:
             return None
         return (-value) & self.mask if negative else value
-
-    def _read_word(self, address: int) -> int | None:
-        if self.memory is None:
-            return None
-        address &= self.mask
-        if self.word_size == 4:
-            return self.memory.read_u32(address)
-        return self.memory.read_u64(address)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from procsupervisor.workers.stackwalker.model import FrameTrust, StackFrame
-from procsupervisor.workers.stackwalker.unwind.env import WalkEnv
+from procsupervisor.workers.stackwalker.model import CPUContext, FrameTrust, StackFrame
+from procsupervisor.workers.stackwalker.unwind.env import FoundCaller, WalkEnv, last_context
 
 RA_SEARCH_WORDS = 40
 CONTEXT_RA_SEARCH_WORDS = RA_SEARCH_WORDS * 4
@@ -45,3 +45,17 @@ def scan_for_return_address(env: WalkEnv, start: int, words: int) -> tuple[int, 
         if address_seems_valid(env, instruction):
             return location, value
     return None
+
+
+def caller_by_scan(env: WalkEnv, last: StackFrame, pc: str, sp: str) -> FoundCaller | None:
+    """The caller found by scanning up from `last`'s stack pointer: its pc is the first plausible
+    return address and its sp the word above it."""
+    callee = last_context([last])
+    found = scan_for_return_address(env, callee.registers[sp], search_words(last))
+    if found is None:
+        return None
+    location, caller_pc = found
+    registers = dict(callee.registers)
+    registers[pc] = caller_pc
+    registers[sp] = (location + env.word_size) & env.mask
+    return CPUContext(cpu=callee.cpu, registers=registers, valid={pc, sp}), FrameTrust.SCAN

@@ -10,13 +10,14 @@ from procsupervisor.workers.stackwalker.model import (
 )
 from procsupervisor.workers.stackwalker.unwind.cfi_walk import CFIRegister, caller_by_cfi
 from procsupervisor.workers.stackwalker.unwind.env import (
+    FoundCaller,
     WalkEnv,
-    caller_frame,
+    accept_caller,
     last_context,
-    terminate_walk,
 )
 from procsupervisor.workers.stackwalker.unwind.postfix import PostfixEvaluator
 from procsupervisor.workers.stackwalker.unwind.scan import (
+    caller_by_scan,
     scan_for_return_address,
     search_words,
 )
@@ -36,7 +37,7 @@ CFI_REGISTERS = (
     CFIRegister("esi", "$esi", None, callee_saved=True),
     CFIRegister("edi", "$edi", None, callee_saved=True),
 )
-_CFI_REQUIRED = ("eip", "esp", "ebp")
+_CFI_REQUIRED = frozenset({"eip", "esp", "ebp"})
 _CFI_FILL = 0xDADADADA
 
 _FRAME_POINTER_PROGRAM = (
@@ -50,36 +51,20 @@ def get_caller_frame(
     env: WalkEnv, frames: list[StackFrame], scan_allowed: bool
 ) -> StackFrame | None:
     last = frames[-1]
-    callee = last_context(frames)
-    new_context: CPUContext | None = None
-    trust = FrameTrust.NONE
-
+    found: FoundCaller | None = None
     info = env.windows_frame_info(last)
     if info is not None:
         env.windows_info[id(last)] = info
         if info.kind != "param_only":
-            result = _caller_by_windows_frame_info(env, frames, info, scan_allowed)
-            if result is not None:
-                new_context, trust = result
-    if new_context is None:
-        rules = env.cfi_rules(last)
-        if rules is not None:
-            new_context = caller_by_cfi(env, callee, rules, CFI_REGISTERS, _CFI_FILL)
-            if new_context is not None and not all(r in new_context.valid for r in _CFI_REQUIRED):
-                new_context = None
-            trust = FrameTrust.CFI
-    if new_context is None:
-        result = _caller_by_ebp_at_base(env, last, scan_allowed)
-        if result is not None:
-            new_context, trust = result
-    if new_context is None:
+            found = _caller_by_windows_frame_info(env, frames, info, scan_allowed)
+    if found is None:
+        found = caller_by_cfi(env, last, CFI_REGISTERS, _CFI_FILL, _CFI_REQUIRED)
+    if found is None:
+        found = _caller_by_ebp_at_base(env, last, scan_allowed)
+    if found is None:
         return None
-
-    eip = new_context.registers["eip"]
-    esp = new_context.registers["esp"]
-    if terminate_walk(eip, esp, callee.registers["esp"], last.trust is FrameTrust.CONTEXT):
-        return None
-    return caller_frame(new_context, trust, (eip - 1) & MASK, eip)
+    eip = found[0].registers["eip"]
+    return accept_caller(frames, found, "eip", "esp", (eip - 1) & MASK, return_address=eip)
 
 
 def _callee_parameter_size(env: WalkEnv, frames: list[StackFrame]) -> int:
@@ -226,35 +211,23 @@ def _recover_ebp(
 def _caller_by_ebp_at_base(
     env: WalkEnv, last: StackFrame, scan_allowed: bool
 ) -> tuple[CPUContext, FrameTrust] | None:
-    assert last.context is not None
-    regs = last.context.registers
+    regs = last_context([last]).registers
     last_ebp = regs["ebp"]
     caller_eip = env.read_word(last_ebp + 4)
     saved_ebp = env.read_word(last_ebp)
     if caller_eip is not None and saved_ebp is not None:
-        caller_esp = (last_ebp + 8) & MASK
-        caller_ebp = saved_ebp
-        trust = FrameTrust.FRAME_POINTER
-    else:
-        if not scan_allowed:
-            return None
-        found = scan_for_return_address(env, regs["esp"], search_words(last))
-        if found is None:
-            return None
-        caller_eip = found[1]
-        caller_esp = (found[0] + 4) & MASK
-        # ebp is usually saved in the word just below the return address.
-        below = (caller_esp - 8) & MASK
-        candidate = env.read_word(below)
-        if (
-            candidate is not None
-            and candidate > below
-            and candidate - below <= MAX_SCANNED_EBP_FRAME
-        ):
-            caller_ebp = candidate
-        else:
-            caller_ebp = last_ebp
-        trust = FrameTrust.SCAN
-    registers = dict(regs)
-    registers.update(eip=caller_eip, esp=caller_esp, ebp=caller_ebp)
-    return CPUContext(cpu="x86", registers=registers, valid={"eip", "esp", "ebp"}), trust
+        registers = dict(regs)
+        registers.update(eip=caller_eip, esp=(last_ebp + 8) & MASK, ebp=saved_ebp)
+        context = CPUContext(cpu="x86", registers=registers, valid={"eip", "esp", "ebp"})
+        return context, FrameTrust.FRAME_POINTER
+    found = caller_by_scan(env, last, "eip", "esp") if scan_allowed else None
+    if found is None:
+        return None
+    context = found[0]
+    # ebp is usually saved in the word just below the return address; else it is unchanged.
+    below = (context.registers["esp"] - 8) & MASK
+    candidate = env.read_word(below)
+    if candidate is not None and below < candidate <= below + MAX_SCANNED_EBP_FRAME:
+        context.registers["ebp"] = candidate
+    context.valid.add("ebp")
+    return found
