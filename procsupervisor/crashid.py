@@ -45,7 +45,7 @@ def date_of(crash_id: str) -> dt.date:
 
 def create(when: dt.datetime | None = None, throttle: int = 0) -> str:
     """A new crash id: uuid4 minus its last 7 chars + throttle digit + YYMMDD (UTC)."""
-    when = when or dt.datetime.now(dt.timezone.utc)
+    when = when or dt.datetime.now(dt.UTC)
     if not 0 <= throttle <= 9:
         raise ValueError("throttle digit must be 0-9")
     return f"{str(uuid.uuid4())[:-7]}{throttle}{when:%y%m%d}"

@@ -291,3 +291,30 @@ def test_any_processed_crash_gives_a_document_es_accepts(values: dict[str, Any])
     fake.create_index("socorro202647", {"mappings": es_mapping.build_mapping()})
     status, _ = fake.index_document("socorro202647", crash_id, document)  # raises on a 400
     assert status == 201
+
+
+def test_fake_server_refuses_what_es_refuses(server: ESServer) -> None:
+    from elasticsearch import BadRequestError
+
+    from procsupervisor.storage.elasticsearch import _error_tag, field_from_error
+
+    client = Elasticsearch(server.url)
+    bad_analyzer = {"properties": {"t": {"type": "text", "analyzer": "nonesuch"}}}
+    with pytest.raises(BadRequestError, match="analyzer \\[nonesuch\\] has not been configured"):
+        client.indices.create(index="a1", mappings=bad_analyzer)
+    with pytest.raises(BadRequestError, match="No handler for type"):
+        client.indices.create(index="a2", mappings={"properties": {"t": {"type": "blob"}}})
+    client.indices.create(index="strict", mappings=es_mapping.build_mapping())
+    with pytest.raises(BadRequestError) as strict:
+        client.index(index="strict", id="1", document={"processed_crash": {"new_field": 1}})
+    assert field_from_error(strict.value) == "processed_crash.new_field"
+    assert _error_tag(strict.value) == "strictdynamicmapping"
+    with pytest.raises(BadRequestError) as clash:
+        client.index(index="strict", id="2", document={"processed_crash": {"json_dump": "flat"}})
+    assert field_from_error(clash.value) == "processed_crash.json_dump"
+    with pytest.raises(
+        BadRequestError, match="failed to parse field \\[processed_crash.success\\]"
+    ):
+        client.index(index="strict", id="3", document={"processed_crash": {"success": "maybe"}})
+    assert server.es.indices["strict"].docs == {}
+    client.close()

@@ -312,3 +312,23 @@ def test_quorum_delivery_limit_dead_letters_and_requeue_finds_the_origin(
     assert again is not None and again.body == crash_id
     queue.ack(again)
     queue.close()
+
+
+def test_retry_without_a_usable_delay_queue_goes_back_to_origin(
+    broker: Broker, tmp_path: Path
+) -> None:
+    # someone made the delay queue by hand, without the TTL and dead-letter route back
+    broker.channel.queue_declare(f"{broker.prefix}.retry.normal.500", durable=True)
+    broker.extra_queues.append("retry.normal.500")
+    queue = make_queue(broker, tmp_path)
+    crash_id = new_crash_id()
+    queue.publish("normal", crash_id)
+    first = queue.get("normal")
+    assert first is not None
+    queue.retry(first, "transient", 0.5)
+    again = queue.get("normal")  # no delay, but the attempt counted
+    assert again is not None and again.body == crash_id and again.attempt == 2
+    assert queue.generation == 1  # the refused declaration did not cost the connection
+    queue.ack(again)
+    queue.close()
+    assert broker.count("retry.normal.500") == 0

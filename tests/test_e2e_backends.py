@@ -173,10 +173,10 @@ def test_fairness_against_rabbitmq(stack: Stack, es: ESServer, tmp_path: Path) -
 
 
 def test_two_supervisors_share_the_queues(stack: Stack, es: ESServer, tmp_path: Path) -> None:
-    ids = stack.seed(300)
     first = start_supervisor(stack, tmp_path, "host1", workers=1)
     second = start_supervisor(stack, tmp_path, "host2", workers=1)
     try:
+        ids = stack.seed(300)  # queued once both hosts are up and polling
         stack.wait_until(lambda: len(stack.pg_ids()) >= 300, 150, "300 crashes in PostgreSQL")
         shares: list[int] = []
 

@@ -158,7 +158,9 @@ class RabbitMQQueue(CrashQueue):
             self._declare(connection, self.names[logical], self._origin_arguments())
         self._declare(connection, self.deadletter_queue, self._deadletter_arguments())
 
-    def _declare(self, connection: Any, name: str, arguments: dict[str, Any]) -> None:
+    def _declare(
+        self, connection: Any, name: str, arguments: dict[str, Any], accept_existing: bool = True
+    ) -> None:
         """Declare on a throwaway channel: a refused declaration closes the channel it used,
         and the consuming channel must never close (its delivery tags would go stale)."""
         import pika
@@ -167,7 +169,7 @@ class RabbitMQQueue(CrashQueue):
         try:
             channel.queue_declare(queue=name, durable=True, arguments=arguments)
         except pika.exceptions.ChannelClosedByBroker as exc:
-            if exc.reply_code != 406:
+            if exc.reply_code != 406 or not accept_existing:
                 raise
             # The queue exists with other arguments (e.g. declared before `quorum` was set):
             # use it as it is rather than refusing to start.
@@ -303,8 +305,28 @@ class RabbitMQQueue(CrashQueue):
             # The queue outlives its longest-waiting message; declared again on every retry.
             "x-expires": max(2 * delay_ms, delay_ms + 60_000),
         }
-        if self._publish_then_ack(delivery, name, headers, arguments):
+        if not self._declare_retry_queue(name, arguments):
+            # Without its delay queue the retry goes straight back to its origin: no backoff,
+            # but the attempt still counts, so a crash that keeps failing is dead-lettered.
+            name = origin
+        if self._publish_then_ack(delivery, name, headers):
             self.metrics.incr("processor.rabbitmq.retry", tags={"queue": delivery.queue})
+
+    def _declare_retry_queue(self, name: str, arguments: dict[str, Any]) -> bool:
+        import pika
+
+        if not self._ensure_connected():
+            return False
+        try:
+            # A delay queue with other arguments might never send messages back: not usable.
+            self._declare(self._connection, name, arguments, accept_existing=False)
+            return True
+        except pika.exceptions.ChannelClosedByBroker as exc:
+            log.error("rabbitmq cannot declare retry queue %s: %s", name, _describe(exc))
+            return False
+        except (pika.exceptions.AMQPError, OSError) as exc:
+            self._broken("declare", exc)
+            return False
 
     def dead_letter(self, delivery: Delivery, reason: str) -> None:
         """Publish to the dead-letter queue with why and from where (confirmed), then ack."""
@@ -315,7 +337,7 @@ class RabbitMQQueue(CrashQueue):
             REASON_HEADER: reason[:MAX_REASON_CHARS],
             DEAD_AT_HEADER: dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         }
-        if self._publish_then_ack(delivery, self.deadletter_queue, headers, None):
+        if self._publish_then_ack(delivery, self.deadletter_queue, headers):
             self.metrics.incr("processor.rabbitmq.deadletter", tags={"queue": delivery.queue})
 
     def _publish_then_ack(
@@ -323,7 +345,6 @@ class RabbitMQQueue(CrashQueue):
         delivery: Delivery,
         queue_name: str,
         headers: dict[str, Any],
-        declare_arguments: dict[str, Any] | None,
     ) -> bool:
         import pika
 
@@ -335,8 +356,6 @@ class RabbitMQQueue(CrashQueue):
         if not self._ensure_connected():
             return False
         try:
-            if declare_arguments is not None:
-                self._declare(self._connection, queue_name, declare_arguments)
             self._publish(queue_name, delivery.body, headers)
             if tag is not None:
                 self._channel.basic_ack(delivery_tag=tag)

@@ -53,7 +53,9 @@ class CrashDestination(abc.ABC):
     name: str = "destination"
 
     @abc.abstractmethod
-    def save_processed(self, raw_crash: Mapping[str, Any], processed_crash: Mapping[str, Any]) -> None:
+    def save_processed(
+        self, raw_crash: Mapping[str, Any], processed_crash: Mapping[str, Any]
+    ) -> None:
         """Raise TransientStorageError (or any exception) on failure."""
 
     def close(self) -> None:  # noqa: B027 - optional hook
