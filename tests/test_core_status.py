@@ -23,6 +23,13 @@ def test_cache_stats_are_summed_over_workers() -> None:
     assert total == {"hits": 5, "bytes": 1.5}
 
 
+def test_shared_disk_cache_figures_are_not_multiplied_by_workers() -> None:
+    per_worker = {"memory_hits": 4, "size_bytes": 1000, "entries": 3, "size_limit_bytes": 4096}
+    later = {"memory_hits": 1, "size_bytes": 1200, "entries": 4, "size_limit_bytes": 4096}
+    total = aggregate_cache_stats([per_worker, later])
+    assert total == {"memory_hits": 5, "size_bytes": 1200, "entries": 4, "size_limit_bytes": 4096}
+
+
 def test_render_shows_workers_queues_and_totals() -> None:
     status = {
         "pid": 42, "uptime_s": 12.0, "config": None, "reloads": 1, "target_workers": 1,

@@ -56,12 +56,22 @@ class Counters:
         return queues, totals
 
 
+# Figures that describe the one on-disk cache all workers share: every worker reports the same
+# value, so summing them would multiply the cache's size by the worker count.
+SHARED_CACHE_FIGURES = frozenset({"size_bytes", "entries", "size_limit_bytes"})
+
+
 def aggregate_cache_stats(stats: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
-    """Sum the numeric cache counters the workers last reported."""
+    """Sum the per-worker cache counters the workers last reported; take the shared disk
+    figures once (the latest, i.e. largest, report)."""
     total: dict[str, Any] = {}
     for one in stats:
         for key, value in one.items():
-            if isinstance(value, int | float) and not isinstance(value, bool):
+            if not isinstance(value, int | float) or isinstance(value, bool):
+                continue
+            if key in SHARED_CACHE_FIGURES:
+                total[key] = max(total.get(key, 0), value)
+            else:
                 total[key] = total.get(key, 0) + value
     return total
 
