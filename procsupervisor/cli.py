@@ -235,7 +235,7 @@ def enqueue(ctx: click.Context, sub_config: str | None, sub_data_dir: str | None
     _merge_sub_options(ctx, sub_config, sub_data_dir)
     try:
         count = enqueue_ids(_load_config(ctx), crash_ids, queue_name)
-    except ValueError as exc:
+    except (ValueError, OSError) as exc:  # OSError: the queue (e.g. the broker) is unreachable
         raise click.ClickException(str(exc))
     click.echo(f"queued {count} on {queue_name}")
 
@@ -279,11 +279,14 @@ def requeue_dead(ctx: click.Context, sub_config: str | None, sub_data_dir: str |
     from procsupervisor.queues.factory import make_queue
 
     _merge_sub_options(ctx, sub_config, sub_data_dir)
-    queue = make_queue(_load_config(ctx), NullMetrics())
     try:
-        moved = queue.requeue_dead()
-    finally:
-        queue.close()
+        queue = make_queue(_load_config(ctx), NullMetrics())
+        try:
+            moved = queue.requeue_dead()
+        finally:
+            queue.close()
+    except OSError as exc:  # the queue (e.g. the broker) is unreachable
+        raise click.ClickException(f"cannot requeue dead letters: {exc}")
     click.echo(f"requeued {moved} dead-lettered crash(es)")
 
 

@@ -9,6 +9,7 @@ the fetch / transform / save step itself; `procsupervisor process ID` uses it in
 from __future__ import annotations
 
 import ctypes
+import datetime as dt
 import logging
 import os
 import signal
@@ -140,6 +141,10 @@ class CrashHandler:
             reason = "destinations failed: " + "; ".join(failures)
             return CrashResult(crash_id, "transient", reason[:500], timings, processed)
         self.metrics.incr("processor.save_processed_crash")
+        if previous is None and poison_reason is None:
+            ingestion_ms = _ingestion_ms(raw_crash)
+            if ingestion_ms is not None:
+                self.metrics.timing("processor.ingestion_timing", ingestion_ms)
         return CrashResult(crash_id, "ok", "", timings, processed)
 
     def _fetch(
@@ -286,3 +291,18 @@ def _serve(index: int, channel: BlockingChannel, config: Config) -> int:
             _set_title(index, "idle")
     finally:
         handler.close()
+
+
+def _ingestion_ms(raw_crash: Mapping[str, Any]) -> float | None:
+    """Milliseconds from collection (`submitted_timestamp`) to saved, as Socorro's
+    processor.ingestion_timing; None when the raw crash carries no usable timestamp."""
+    submitted = raw_crash.get("submitted_timestamp")
+    if not isinstance(submitted, str):
+        return None
+    try:
+        when = dt.datetime.fromisoformat(submitted)
+    except ValueError:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    return max(0.0, (dt.datetime.now(dt.UTC) - when).total_seconds() * 1000)

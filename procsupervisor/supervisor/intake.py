@@ -6,6 +6,7 @@ Socorro's pipeline, reduced to what an operator needs by hand.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -36,7 +37,10 @@ def submit_crash(
     queue = make_queue(config, metrics)
     try:
         _check_queue(queue.queue_names, queue_name)
-        source.save_raw_crash({**raw_crash, "uuid": crash_id}, dumps, crash_id)
+        stored = {**raw_crash, "uuid": crash_id}
+        # As a collector does: the processor's dates and ingestion timing start from here.
+        stored.setdefault("submitted_timestamp", dt.datetime.now(dt.UTC).isoformat())
+        source.save_raw_crash(stored, dumps, crash_id)
         queue.publish(queue_name, crash_id)
     finally:
         source.close()
