@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""Stackwalker speed and memory, per dump: wall time cold (symbols parsed from .sym files) and
-warm (symbol indexes opened from their serialized bytes, as the shared cache serves them),
-and the peak RSS of the process that walked it.
+"""Stackwalker speed and memory, per dump: wall time cold (symbols parsed from .sym files, no
+cache), through an empty shared symbol cache (fetch, parse, store), and through a warm one
+(indexes mapped from the cache directory by a fresh provider), and the peak RSS of the process
+that walked it.
 
     scripts/bench_stackwalk.py                      # every RUNS.tsv row of the test data
     scripts/bench_stackwalk.py --dumps DIR --symbols-path ROOT [--symbols-path ROOT2]
@@ -19,18 +20,16 @@ import os
 import resource
 import statistics
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
 
+from procsupervisor.cache.provider import build_provider
 from procsupervisor.workers.stackwalker.api import walk_minidump
-from procsupervisor.workers.stackwalker.model import CodeModule
-from procsupervisor.workers.stackwalker.symbols.index import SymbolIndex
-from procsupervisor.workers.stackwalker.symbols.supplier import (
-    DirectorySymbolProvider,
-    load_sym_file,
-)
+from procsupervisor.workers.stackwalker.model import SymbolProvider
+from procsupervisor.workers.stackwalker.symbols.supplier import DirectorySymbolProvider
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -45,29 +44,29 @@ class Job:
 @dataclass
 class Measurement:
     name: str
-    cold_ms: float
-    warm_ms: float
+    cold_ms: float  # no cache: symbols parsed from .sym
+    cache_cold_ms: float  # empty shared cache: fetch, parse, store
+    warm_ms: float  # warm shared cache: indexes mapped from disk
     peak_rss_mib: float
     status: str
 
 
-class SerializedSymbols:
-    """Symbol indexes kept as bytes and reopened on every lookup, like a cache hit."""
+def _cached_provider(roots: list[Path], cache_dir: Path) -> SymbolProvider:
+    """A fresh worker's view of the shared cache: empty memory LRU, whatever is on disk."""
+    return build_provider(roots, cache_dir)
 
-    def __init__(self, roots: list[Path]) -> None:
-        self._files = DirectorySymbolProvider(roots)
-        self._blobs: dict[tuple[str, str], bytes | None] = {}
 
-    def prepare(self, module: CodeModule) -> None:
-        key = (module.debug_file, module.debug_identifier)
-        if key not in self._blobs:
-            path = self._files.find_file(module)
-            self._blobs[key] = load_sym_file(path).to_bytes() if path else None
+def _close(provider: SymbolProvider) -> None:
+    close = getattr(provider, "close", None)
+    if close is not None:
+        close()
 
-    def get_symbols(self, module: CodeModule) -> SymbolIndex | None:
-        self.prepare(module)
-        blob = self._blobs[(module.debug_file, module.debug_identifier)]
-        return None if blob is None else SymbolIndex.from_buffer(blob)
+
+def _timed_walk(data: bytes, provider: SymbolProvider) -> tuple[float, str]:
+    started = time.perf_counter()
+    result = walk_minidump(data, provider)
+    result.to_machine_readable()
+    return time.perf_counter() - started, result.status
 
 
 def _runs(testdata: Path) -> list[Job]:
@@ -82,23 +81,28 @@ def _runs(testdata: Path) -> list[Job]:
 
 def _measure(job: Job, repeat: int) -> Measurement:
     data = job.dump.read_bytes()
-    cold = []
+    cold, cache_cold, warm = [], [], []
     status = ""
     for _ in range(repeat):
-        started = time.perf_counter()
-        result = walk_minidump(data, DirectorySymbolProvider(job.roots))
-        result.to_machine_readable()
-        cold.append(time.perf_counter() - started)
-        status = result.status
-    serialized = SerializedSymbols(job.roots)
-    walk_minidump(data, serialized)  # fill the serialized bytes; not timed
-    warm = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        walk_minidump(data, serialized).to_machine_readable()
-        warm.append(time.perf_counter() - started)
+        elapsed, status = _timed_walk(data, DirectorySymbolProvider(job.roots))
+        cold.append(elapsed)
+    with tempfile.TemporaryDirectory(prefix="bench-symcache-") as scratch:
+        for attempt in range(repeat):
+            # A new cache directory each time: fetch from the symbol root, parse, store.
+            provider = _cached_provider(job.roots, Path(scratch) / f"cold{attempt}")
+            cache_cold.append(_timed_walk(data, provider)[0])
+            _close(provider)
+        filled = Path(scratch) / "cold0"
+        for _ in range(repeat):
+            # A new provider on the filled directory: every symbol file is a disk hit (mmap).
+            provider = _cached_provider(job.roots, filled)
+            warm.append(_timed_walk(data, provider)[0])
+            _close(provider)
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return Measurement(job.name, 1000 * min(cold), 1000 * min(warm), peak_kib / 1024, status)
+    return Measurement(
+        job.name, 1000 * min(cold), 1000 * min(cache_cold), 1000 * min(warm), peak_kib / 1024,
+        status,
+    )
 
 
 def _child(job: Job, repeat: int, conn: Connection) -> None:
@@ -117,7 +121,8 @@ def measure_isolated(job: Job, repeat: int) -> Measurement:
     try:
         return parent.recv()
     except EOFError:
-        return Measurement(job.name, float("nan"), float("nan"), float("nan"), "CRASHED")
+        nan = float("nan")
+        return Measurement(job.name, nan, nan, nan, nan, "CRASHED")
     finally:
         process.join()
 
@@ -145,19 +150,28 @@ def main(argv: list[str] | None = None) -> int:
     if not jobs:
         parser.error("no dumps to run")
     results = []
-    print(f"{'dump':60} {'status':6} {'cold ms':>9} {'warm ms':>9} {'peak MiB':>9}")
+    print(
+        f"{'dump':60} {'status':6} {'cold ms':>9} {'cache0 ms':>9} {'warm ms':>9} {'peak MiB':>9}"
+    )
     for job in jobs:
         m = measure_isolated(job, args.repeat)
         results.append(m)
         print(
-            f"{m.name:60} {m.status[:6]:6} {m.cold_ms:9.1f} {m.warm_ms:9.1f} {m.peak_rss_mib:9.1f}"
+            f"{m.name:60} {m.status[:6]:6} {m.cold_ms:9.1f} {m.cache_cold_ms:9.1f} "
+            f"{m.warm_ms:9.1f} {m.peak_rss_mib:9.1f}"
         )
-    cold = [m.cold_ms for m in results if m.status != "CRASHED"]
-    warm = [m.warm_ms for m in results if m.status != "CRASHED"]
+    done = [m for m in results if m.status != "CRASHED"]
     print()
     print(f"dumps: {len(results)}   repeat: {args.repeat} (best run counted)")
-    print(f"cold: median {statistics.median(cold):.1f} ms   max {max(cold):.1f} ms")
-    print(f"warm: median {statistics.median(warm):.1f} ms   max {max(warm):.1f} ms")
+    for label, values in (
+        ("cold (no cache, .sym parsed)", [m.cold_ms for m in done]),
+        ("cold cache (fetch+parse+store)", [m.cache_cold_ms for m in done]),
+        ("warm cache (mapped from disk)", [m.warm_ms for m in done]),
+    ):
+        print(
+            f"{label:32} median {statistics.median(values):7.1f} ms   max {max(values):7.1f} ms"
+            f"   total {sum(values):8.1f} ms"
+        )
     print(f"peak RSS: max {max(m.peak_rss_mib for m in results):.1f} MiB")
     return 0 if all(m.status != "CRASHED" for m in results) else 1
 
