@@ -7,7 +7,6 @@ import time
 from pathlib import Path
 
 import click
-from procsupervisor.cache.directory import check_cache_dir
 from procsupervisor.cache.download import TEMP_DIR_NAME, TEMP_SUFFIX
 from procsupervisor.cache.errors import CacheDirectoryError
 from procsupervisor.cache.locks import KeyLocks
@@ -33,7 +32,7 @@ def _open_store(cache_dir: Path, size_limit_bytes: int | None) -> SymbolStore:
     if not cache_dir.is_dir():
         raise click.ClickException(f"no symbol cache at {cache_dir}")
     try:
-        check_cache_dir(cache_dir)
+        # vets the directory (owner, mode) before diskcache touches it
         return SymbolStore(cache_dir, size_limit_bytes)
     except CacheDirectoryError as exc:
         raise click.ClickException(str(exc))

@@ -174,7 +174,7 @@ class CachingSymbolProvider:
             index = self.codec.load(entry.buffer)
         except IndexCorruptError as exc:
             log.warning("symbol cache entry %s fails verification (%s); fetching again", key, exc)
-            self.store.delete(key)
+            self.store.discard(key, entry.version)
             self.sink.event("corrupt")
             return None
         self.loaded.put(key, index, entry.nbytes)

@@ -48,10 +48,13 @@ class SharedCounters:
                 " ON CONFLICT(name) DO UPDATE SET value = value + excluded.value",
                 changed,
             )
+            connection.execute("COMMIT")
         except BaseException:
-            connection.execute("ROLLBACK")
+            # A transaction left open (a failed COMMIT included) would make every later
+            # BEGIN fail, and the totals would stop for the life of the worker.
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
             raise
-        connection.execute("COMMIT")
 
     def read(self) -> dict[str, float]:
         if not self.path.exists():

@@ -62,6 +62,8 @@ class StoredEntry:
     expires_at: float | None = None
     # CORRUPT: why.
     reason: str = ""
+    # Which stored value this is (see `SymbolStore.discard`).
+    version: bytes | str | None = None
 
     @property
     def nbytes(self) -> int:
@@ -80,6 +82,12 @@ def _parse_index_tag(tag: object) -> tuple[int, int] | None:
         return int(size_text), int(crc_text, 16)
     except ValueError:
         return None
+
+
+def _version_of(value: bytes | BinaryIO) -> bytes | str:
+    """What tells one stored value from its replacement: diskcache gives every value file a
+    new random name; a value small enough to live in its row is compared by content."""
+    return value if isinstance(value, bytes) else str(value.name)
 
 
 class SymbolStore:
@@ -134,26 +142,46 @@ class SymbolStore:
         return len(self.cache)
 
     def lookup(self, key: str) -> StoredEntry:
+        """The entry under `key`; a damaged one is reported CORRUPT and deleted."""
         try:
             value, expires_at, tag = self.cache.get(key, read=True, expire_time=True, tag=True)
         except NotBytesError as exc:
+            # Nothing this cache writes looks like that: no fresh value can be lost here.
             self.delete(key)
             return StoredEntry(EntryKind.CORRUPT, reason=str(exc))
         if value is None:
             return StoredEntry(EntryKind.ABSENT)
-        if tag == NEGATIVE_TAG:
-            if hasattr(value, "close"):
-                value.close()
-            return StoredEntry(EntryKind.NEGATIVE, expires_at=expires_at)
+        version = _version_of(value)
         try:
+            if tag == NEGATIVE_TAG:
+                return StoredEntry(EntryKind.NEGATIVE, expires_at=expires_at, version=version)
             buffer = self._verified_buffer(value, tag)
         finally:
             if hasattr(value, "close"):
                 value.close()
         if isinstance(buffer, str):
-            self.delete(key)
-            return StoredEntry(EntryKind.CORRUPT, reason=buffer)
-        return StoredEntry(EntryKind.INDEX, buffer=buffer)
+            self.discard(key, version)
+            return StoredEntry(EntryKind.CORRUPT, reason=buffer, version=version)
+        return StoredEntry(EntryKind.INDEX, buffer=buffer, version=version)
+
+    def discard(self, key: str, version: bytes | str | None) -> None:
+        """Delete `key` if it still holds the value `lookup` returned as `version`.
+
+        Readers find damage without holding the key's download lock, so by the time one
+        deletes, another process may have stored a fresh index under the key; deleting
+        unconditionally would throw that away and cost a second download. The check and the
+        delete run in one write transaction."""
+        with contextlib.suppress(*STORE_ERRORS), self.cache.transact():
+            current = self.cache.get(key, read=True)
+            if current is None:
+                return
+            try:
+                unchanged = _version_of(current) == version
+            finally:
+                if hasattr(current, "close"):
+                    current.close()
+            if unchanged:
+                self.cache.delete(key)
 
     def _verified_buffer(self, value: bytes | BinaryIO, tag: object) -> mmap.mmap | bytes | str:
         """The value's bytes if its size and CRC match its tag, else a reason string."""

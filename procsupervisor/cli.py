@@ -111,6 +111,12 @@ def _merge_sub_options(
         root["data_dir"] = sub_data_dir
 
 
+_queue_option = click.option(
+    "--queue", "-q", "queue_name", default="normal", show_default=True,
+    help="Logical queue: priority, normal or reprocessing.",
+)
+
+
 @main.command()
 @_sub_options
 @click.option("--workers", "-w", type=click.IntRange(0, 1024), default=None,
@@ -188,14 +194,14 @@ def scale(ctx: click.Context, sub_config: str | None, sub_data_dir: str | None,
 @_sub_options
 @click.argument("raw_json", type=click.Path(exists=True, dir_okay=False))
 @click.argument("dumps", nargs=-1)
-@click.option("--queue", "-q", "queue_name", default="normal", show_default=True)
+@_queue_option
 @click.pass_context
 def submit(ctx: click.Context, sub_config: str | None, sub_data_dir: str | None, raw_json: str,
            dumps: tuple[str, ...], queue_name: str) -> None:
     """Store a raw crash and its dumps, queue it, print its crash id.
 
-    DUMPS are paths; the first plain path is the main dump (upload_file_minidump); give other
-    dumps as NAME=PATH.
+    DUMPS are files: one plain PATH is the main dump (upload_file_minidump); name every other
+    dump as NAME=PATH.
     """
     from procsupervisor.supervisor.intake import submit_crash
 
@@ -225,7 +231,7 @@ def _parse_dump_args(args: tuple[str, ...]) -> dict[str, bytes]:
 @main.command()
 @_sub_options
 @click.argument("crash_ids", nargs=-1, required=True)
-@click.option("--queue", "-q", "queue_name", default="normal", show_default=True)
+@_queue_option
 @click.pass_context
 def enqueue(ctx: click.Context, sub_config: str | None, sub_data_dir: str | None,
             crash_ids: tuple[str, ...], queue_name: str) -> None:
@@ -257,9 +263,11 @@ def process(ctx: click.Context, sub_config: str | None, sub_data_dir: str | None
     if not crashid.is_valid(crash_id):
         raise click.ClickException(f"invalid crash id: {crash_id!r}")
     handler = CrashHandler(config)
-    if no_save:
-        handler.destinations = []
     try:
+        if no_save:
+            unused, handler.destinations = handler.destinations, []
+            for destination in unused:  # their clients (database, index) were opened already
+                destination.close()
         result = handler.handle(crash_id, ruleset=ruleset)
     finally:
         handler.close()

@@ -185,7 +185,9 @@ def _build(
             value = kind(text)
         except ValueError:
             raise ConfigError(f"{where('supervisor', key)}: {text!r} is not a {kind.__name__}")
-        if value < minimum:
+        # `not value >= minimum` also refuses NaN, which every comparison would let through
+        # (a NaN deadline or graceful timeout would never expire).
+        if not value >= minimum:
             raise ConfigError(f"{where('supervisor', key)}: must be >= {minimum}, got {text!r}")
         return value
 

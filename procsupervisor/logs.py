@@ -17,11 +17,15 @@ LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 def _quote(value: Any) -> str:
     if isinstance(value, float):
-        text = f"{value:.3f}".rstrip("0").rstrip(".")
+        text = f"{value:.3f}".rstrip("0").rstrip(".") or "0"  # 0.0 would strip to nothing
     else:
         text = str(value)
-    if text == "" or any(ch in text for ch in ' "=\n\t'):
-        escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    if text == "" or any(ch in text for ch in ' "=\n\r\t'):
+        # Line breaks are escaped so that one event is always one line, whatever it quotes.
+        escaped = (
+            text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+            .replace("\r", "\\r")
+        )
         return f'"{escaped}"'
     return text
 

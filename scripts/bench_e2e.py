@@ -124,7 +124,7 @@ def bench_raw_get_ack(count: int) -> float:
         elapsed = time.perf_counter() - started
     finally:
         queue.close()
-        _delete_queues(stack)
+        stack.delete_queues()
     return taken / elapsed
 
 
@@ -157,18 +157,8 @@ def bench_dispatch_ceiling(crashes: int, workers: int, root: Path) -> float:
         rate = steady_rate(supervisor, crashes, timeout_s=600)
     finally:
         supervisor.stop()
-        _delete_queues(stack)
+        stack.delete_queues()
     return rate
-
-
-def _delete_queues(stack: Stack) -> None:
-    import pika
-
-    connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
-    channel = connection.channel()
-    for name in ("priority", "normal", "reprocessing", "deadletter"):
-        channel.queue_delete(stack.queue_name(name))
-    connection.close()
 
 
 def main() -> None:

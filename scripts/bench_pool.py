@@ -73,25 +73,28 @@ def run_once(workers: int, count: int, work_units: int, destinations: str = "fs"
         config = work / "bench.ini"
         write_config(config, data_dir, workers, work_units, destinations)
         prepare(data_dir, count)
-        proc = subprocess.Popen([PYTHON, "-m", "procsupervisor", "--config", str(config),
-                                 "start"], cwd=ROOT, env=subprocess_env(),
-                                stdout=subprocess.DEVNULL, stderr=(work / "log").open("wb"))
-        try:
-            return _measure(data_dir / "control.sock", count, proc)
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(timeout=60)
+        with (work / "log").open("wb") as log:
+            proc = subprocess.Popen([PYTHON, "-m", "procsupervisor", "--config", str(config),
+                                     "start"], cwd=ROOT, env=subprocess_env(),
+                                    stdout=subprocess.DEVNULL, stderr=log)
+            try:
+                return _measure(data_dir / "control.sock", count, proc, work / "log")
+            finally:
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(timeout=60)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _measure(sock: Path, count: int, proc: subprocess.Popen[bytes]) -> float:
+def _measure(sock: Path, count: int, proc: subprocess.Popen[bytes], log: Path) -> float:
     low, high = int(count * 0.1), int(count * 0.9)
     start: tuple[float, int] | None = None
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise SystemExit(f"supervisor exited with {proc.returncode}")
+            # The run's folder is removed afterwards: show why it stopped while we can.
+            tail = log.read_text(errors="replace")[-3000:]
+            raise SystemExit(f"supervisor exited with {proc.returncode}:\n{tail}")
         try:
             totals = request(sock, "status", timeout=10)["status"]["totals"]
         except ControlError:

@@ -100,7 +100,11 @@ def _measure(job: Job, repeat: int) -> Measurement:
             _close(provider)
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return Measurement(
-        job.name, 1000 * min(cold), 1000 * min(cache_cold), 1000 * min(warm), peak_kib / 1024,
+        job.name,
+        1000 * min(cold),
+        1000 * min(cache_cold),
+        1000 * min(warm),
+        peak_kib / 1024,
         status,
     )
 
@@ -163,6 +167,9 @@ def main(argv: list[str] | None = None) -> int:
     done = [m for m in results if m.status != "CRASHED"]
     print()
     print(f"dumps: {len(results)}   repeat: {args.repeat} (best run counted)")
+    if not done:
+        print("every walk crashed: no figures")
+        return 1
     for label, values in (
         ("cold (no cache, .sym parsed)", [m.cold_ms for m in done]),
         ("cold cache (fetch+parse+store)", [m.cache_cold_ms for m in done]),
@@ -172,8 +179,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{label:32} median {statistics.median(values):7.1f} ms   max {max(values):7.1f} ms"
             f"   total {sum(values):8.1f} ms"
         )
-    print(f"peak RSS: max {max(m.peak_rss_mib for m in results):.1f} MiB")
-    return 0 if all(m.status != "CRASHED" for m in results) else 1
+    print(f"peak RSS: max {max(m.peak_rss_mib for m in done):.1f} MiB")
+    return 0 if len(done) == len(results) else 1
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from procsupervisor.workers.stackwalker.symbols import SymbolIndex
 from procsupervisor.workers.stackwalker.symbols.layout import serialize_sections
@@ -28,6 +29,8 @@ from procsupervisor.workers.stackwalker.symbols.parser import SymParser
 FILES = 3000
 ORIGINS = 2000
 CFI_REGS = ("$rbx", "$rbp", "$r12", "$r13", "$r14", "$r15")
+
+T = TypeVar("T")
 
 
 def generate(path: Path, size_mb: float, seed: int) -> int:
@@ -109,7 +112,7 @@ def generate(path: Path, size_mb: float, seed: int) -> int:
     return address
 
 
-def timed(fn: Callable[[], object]) -> tuple[float, object]:
+def timed(fn: Callable[[], T]) -> tuple[float, T]:
     start = time.perf_counter()
     result = fn()
     return time.perf_counter() - start, result
@@ -172,8 +175,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"parse: {parse_s:.2f} s = {size / 1e6 / parse_s:.1f} MB/s")
         print(f"index build (serialize): {serialize_s:.2f} s")
         print(f"cold total (read + parse + build): {cold_s:.2f} s")
-        index_path.write_bytes(blob)  # type: ignore[arg-type]
-        print(f"serialized index: {len(blob) / 1e6:.1f} MB ({len(blob) / size:.2f} of the .sym)")  # type: ignore[arg-type]
+        index_path.write_bytes(blob)
+        print(f"serialized index: {len(blob) / 1e6:.1f} MB ({len(blob) / size:.2f} of the .sym)")
         del blob
 
         rng = random.Random(args.seed + 1)
@@ -190,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
                         lambda v=verify: SymbolIndex.from_buffer(mapped, verify=v)
                     )
                     runs.append(seconds)
-                    index.release()  # type: ignore[attr-defined]
+                    index.release()
                 loads[verify] = statistics.median(runs)
                 print(f"warm load (mmap, verify={verify}): {loads[verify] * 1e3:.2f} ms")
             index = SymbolIndex.from_buffer(mapped, verify=False)

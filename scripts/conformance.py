@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from procsupervisor.workers.stackwalker.api import symbol_provider, walk_minidump
-from procsupervisor.workers.stackwalker.model import SymbolProvider
+from procsupervisor.workers.stackwalker.model import CodeModule, SymbolProvider
+from procsupervisor.workers.stackwalker.symbols import symbol_file_relpath
 
 REPO = Path(__file__).resolve().parent.parent
 HEADER_PREFIXES = ("OS|", "CPU|", "GPU|", "Crash|")
@@ -133,15 +134,9 @@ def _requesting_thread(headers: list[str]) -> str:
 def symbol_file_exists(root: Path, module_line: str) -> bool:
     """Breakpad's path rule (BREAKPAD.md section 2.1) on a Module line's debug columns."""
     parts = module_line.split("|")
-    debug_file, debug_id = parts[3], parts[4]
-    if not debug_file or not debug_id:
-        return False
-    stem = (
-        debug_file[:-4]
-        if len(debug_file) > 4 and debug_file.lower().endswith(".pdb")
-        else (debug_file)
-    )
-    return (root / debug_file / debug_id / f"{stem}.sym").is_file()
+    module = CodeModule(0, 0, parts[1], "", debug_file=parts[3], debug_identifier=parts[4])
+    relpath = symbol_file_relpath(module)
+    return relpath is not None and (root / relpath).is_file()
 
 
 def _crashing_module_has_symbols(expected: str, symbols_root: Path) -> bool:

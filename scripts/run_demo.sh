@@ -4,10 +4,5 @@
 # each crash id, its outcome and the status table. Extra arguments go to scripts/run_demo.py.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-VENV="${VENV:-.venv}"
-if [ ! -x "$VENV/bin/procsupervisor" ]; then
-    python3 -m venv "$VENV"
-    "$VENV/bin/python" -m pip install --quiet --upgrade pip
-    "$VENV/bin/python" -m pip install --quiet -e '.[test]'
-fi
+source scripts/ensure_venv.sh
 exec "$VENV/bin/python" scripts/run_demo.py "$@"

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import sys
 import time
 from dataclasses import dataclass
@@ -113,12 +114,18 @@ def breakpad_signature(generator: SignatureGenerator, expected: Path) -> str:
     return str(generator.generate(signature_input({"json_dump": json_dump})).signature)
 
 
-def our_processed_crash(run: Run) -> dict[str, Any]:
+@functools.cache
+def processor_for(symbol_root: Path) -> Processor:
+    """One processor per symbol root: building one (rulesets, siggen's compiled lists) costs
+    more than processing a small dump."""
     from procsupervisor.workers.stackwalker.symbols.supplier import DirectorySymbolProvider
 
-    processor = Processor(symbols=DirectorySymbolProvider([run.symbols]), metrics=NullMetrics())
+    return Processor(symbols=DirectorySymbolProvider([symbol_root]), metrics=NullMetrics())
+
+
+def our_processed_crash(run: Run) -> dict[str, Any]:
     dumps = {"upload_file_minidump": run.dump.read_bytes()}
-    return processor.process(crashid.create(), {}, dumps)
+    return processor_for(run.symbols).process(crashid.create(), {}, dumps)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -26,27 +26,6 @@ AWS_TEST_ENV = {
 }
 
 
-class MotoS3:
-    """moto in server mode on a loopback port; clients reach it over real HTTP."""
-
-    def __init__(self) -> None:
-        from moto.server import ThreadedMotoServer
-
-        self.port = free_port()
-        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
-
-    @property
-    def endpoint_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> MotoS3:
-        self._server.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.stop()
-
-
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -136,9 +115,9 @@ class StatsdListener:
             self.lines.extend(data.decode("ascii").split("\n"))
 
     def wait_for(self, count: int, timeout_s: float = 5.0) -> list[str]:
-        deadline = dt.datetime.now() + dt.timedelta(seconds=timeout_s)
-        while len(self.lines) < count and dt.datetime.now() < deadline:
-            threading.Event().wait(0.01)
+        deadline = time.monotonic() + timeout_s
+        while len(self.lines) < count and time.monotonic() < deadline:
+            time.sleep(0.01)
         return list(self.lines)
 
     def close(self) -> None:
@@ -395,6 +374,7 @@ class Stack:
         dump = tiny_minidump() if dump is None else dump
         ids = [new_crash_id(dt.date(2026, 11, 23 + n % 5)) for n in range(count)]
         storage = self.s3()
+        storage.client  # noqa: B018 - made once here, not raced for by the pool's threads
 
         def store(crash_id: str) -> None:
             raw = synthetic_raw_crash(crash_id, CrashTime=str(1_800_000_000))
@@ -447,15 +427,20 @@ class Stack:
             time.sleep(poll_s)
         raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
 
-    def cleanup(self) -> None:
+    def delete_queues(self) -> None:
+        """The stack's queues (its retry queues expire by themselves)."""
         import pika
-        import psycopg2
 
         connection = pika.BlockingConnection(pika.URLParameters(self.rabbitmq_url))
         channel = connection.channel()
         for name in [*DEFAULT_QUEUE_NAMES, "deadletter"]:
             channel.queue_delete(self.queue_name(name))
         connection.close()
+
+    def cleanup(self) -> None:
+        import psycopg2
+
+        self.delete_queues()
         pg = psycopg2.connect(self.admin_dsn)
         pg.autocommit = True
         with pg.cursor() as cursor:

@@ -12,7 +12,7 @@ import sqlite3
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -116,6 +116,8 @@ class Route:
     fail_first: int = 0
     fail_status: int = 503
     delay_s: float = 0.0
+    # called before every answer; blocks it until the test's condition holds
+    hold: Callable[[], None] | None = None
     # announce the full length but send only this many bytes, then close
     cut_after: int | None = None
 
@@ -166,6 +168,8 @@ class SymbolServer:
         if route is None:
             self._reply(handler, 404, b"not found", {})
             return
+        if route.hold is not None:
+            route.hold()
         if route.delay_s:
             time.sleep(route.delay_s)
         if seen <= route.fail_first:

@@ -108,8 +108,11 @@ def write_config(
     graceful_timeout_s: float = 10,
     processor_options: Mapping[str, str] | None = None,
     weights: str = "",
+    queue_options: str = "",
     extra: str = "",
 ) -> Path:
+    """A config for a supervisor running the test processor; `queue_options` are extra
+    `key = value` lines for [queue] (e.g. a RabbitMQ backend), `extra` whole sections."""
     options = "".join(f"{k} = {v}\n" for k, v in (processor_options or {}).items())
     path.write_text(
         "[supervisor]\n"
@@ -122,6 +125,7 @@ def write_config(
         "processor = _core_helpers:HookedProcessor\n"
         "[queue]\n"
         + (f"weights = {weights}\n" if weights else "")
+        + queue_options
         + "[processor]\n"
         + options
         + "[logging]\nlevel = INFO\n"
@@ -140,22 +144,30 @@ def subprocess_env() -> dict[str, str]:
 class SupervisorProcess:
     """`procsupervisor start` in a subprocess, with helpers to wait on its status."""
 
-    def __init__(self, config_path: Path, data_dir: Path) -> None:
+    def __init__(self, config_path: Path, data_dir: Path, start_args: tuple[str, ...] = ()) -> None:
         self.config_path = config_path
         self.data_dir = data_dir
+        self.start_args = start_args  # options for `start`, e.g. ("--workers", "3")
         self.log_path = data_dir.parent / f"supervisor-{time.time_ns()}.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self, timeout: float = 15) -> SupervisorProcess:
+    def launch(self) -> SupervisorProcess:
+        """Start the process without waiting for anything."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._log = self.log_path.open("wb")
         self.proc = subprocess.Popen(
-            [PYTHON, "-m", "procsupervisor", "--config", str(self.config_path), "start"],
+            [PYTHON, "-m", "procsupervisor", "--config", str(self.config_path), "start",
+             *self.start_args],
             cwd=ROOT,
             env=subprocess_env(),
             stdout=self._log,
             stderr=subprocess.STDOUT,
         )
+        return self
+
+    def start(self, timeout: float = 60) -> SupervisorProcess:
+        """Launch and wait until every worker is up."""
+        self.launch()
         self.wait_for(
             lambda s: (
                 all(w["state"] != "starting" for w in s["workers"])
@@ -181,7 +193,9 @@ class SupervisorProcess:
         assert reply["ok"], reply
         return reply["status"]
 
-    def wait_for(self, predicate: Any, timeout: float = 20, what: str = "condition") -> dict:
+    def wait_for(self, predicate: Any, timeout: float = 60, what: str = "condition") -> dict:
+        """Poll status until `predicate` holds. The timeout is generous on purpose: it only
+        bounds how long a failing test takes, and CI machines can be heavily loaded."""
         deadline = time.monotonic() + timeout
         last: Any = None
         while time.monotonic() < deadline:
@@ -209,7 +223,7 @@ class SupervisorProcess:
     def signal(self, signum: int) -> None:
         os.kill(self.pid, signum)
 
-    def wait_exit(self, timeout: float = 20) -> int:
+    def wait_exit(self, timeout: float = 60) -> int:
         assert self.proc is not None
         return self.proc.wait(timeout=timeout)
 
@@ -256,8 +270,13 @@ def submit(
 
 
 def processed_crash(data_dir: Path, crash_id: str) -> dict[str, Any]:
+    """The saved processed crash, checked against the package's JSON Schema on the way."""
+    from procsupervisor.workers.processor import validate_processed_crash
+
     path = data_dir / "crashes" / "v1" / "processed_crash" / crash_id
-    return json.loads(path.read_text())
+    processed = json.loads(path.read_text())
+    validate_processed_crash(processed)
+    return processed
 
 
 def dead_letters(data_dir: Path) -> list[dict[str, Any]]:

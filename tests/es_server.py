@@ -15,7 +15,8 @@ enforces the limits of a real cluster that matter to the destination:
 - unknown analyzers and field types in a mapping are refused.
 
 `fail_next(n, mode)` makes the next n document writes fail: `status` answers 503, `drop` closes
-the connection without an answer (a connection error in the client).
+the connection without an answer (a connection error in the client), `slow` holds the answer for
+`slow_s` seconds (a timeout in a client with a shorter one) and then indexes the document.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import math
 import re
 import socket
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -90,13 +92,14 @@ class FakeElasticsearch:
         self.lock = threading.Lock()
         self.parsing_error_type = parsing_error_type
         self.failures: list[str] = []
+        self.slow_s = 3.0  # how long a `slow` failure holds its answer
         self.requests: list[tuple[str, str]] = []
         self.index_requests = 0
 
     # -- failure injection -----------------------------------------------------------------
 
     def fail_next(self, count: int, mode: str = "status") -> None:
-        if mode not in ("status", "drop"):
+        if mode not in ("status", "drop", "slow"):
             raise ValueError(mode)
         with self.lock:
             self.failures.extend([mode] * count)
@@ -506,6 +509,8 @@ class _Handler(BaseHTTPRequestHandler):
                 raise _Dropped()
             if failure == "status":
                 raise ESError(503, "unavailable_shards_exception", "injected failure")
+            if failure == "slow":
+                time.sleep(es.slow_s)
             create_only = action == "_create" or params.get("op_type") == ["create"]
             status, result = es.index_document(name, parts[2], body, create_only)
             self._reply(status, result)

@@ -174,6 +174,19 @@ def test_immense_term_error_names_its_field(server: ESServer) -> None:
     assert _error_tag(caught.value) == "maxbyteslengthexceeded"
 
 
+def test_weekly_index_follows_date_processed_in_utc() -> None:
+    fallback = dt.date(2026, 1, 7)
+    sunday = dt.date(2026, 11, 29)  # %W weeks start on Monday: still the week of the 23rd
+    assert es_mapping.index_name("socorro%Y%W", {"date_processed": sunday}, fallback) == (
+        "socorro202647"
+    )
+    # Monday 01:00 at UTC+5 is still Sunday in UTC.
+    shifted = {"date_processed": "2026-11-30T01:00:00+05:00"}
+    assert es_mapping.index_name("socorro%Y%W", shifted, fallback) == "socorro202647"
+    for unusable in ({}, {"date_processed": "yesterday"}, {"date_processed": None}):
+        assert es_mapping.index_name("socorro%Y%W", unusable, fallback) == "socorro202601"
+
+
 def test_fields_missing_from_an_older_index_are_left_out(
     server: ESServer, store: ESCrashStorage
 ) -> None:
@@ -197,6 +210,37 @@ def test_connection_errors_and_overload_are_retried(
     assert stored(server, crash_id)["_id"] == crash_id
     tags = [c[3]["error"] for c in metrics.named("processor.es.indexerror")]
     assert tags == ["connection", "connection", "status503"]
+
+
+def test_request_timeouts_are_retried_like_connection_errors(
+    server: ESServer, metrics: RecordingMetrics, tmp_path: Path
+) -> None:
+    server.es.slow_s = 5.0  # ten times the client's timeout: it gives up first
+    server.es.fail_next(1, "slow")
+    options = {"url": server.url, "backoff_s": "0.01", "timeout_s": "0.5"}
+    store = ESCrashStorage.from_options(options, data_dir=tmp_path, metrics=metrics)
+    crash_id = new_crash_id()
+    store.save_processed({}, synthetic_processed_crash(crash_id))
+    store.close()
+    assert stored(server, crash_id)["_id"] == crash_id
+    assert [c[3]["error"] for c in metrics.named("processor.es.indexerror")] == ["timeout"]
+    outcomes = [c[3]["outcome"] for c in metrics.named("processor.es.index")]
+    assert outcomes == ["failed", "successful"]
+
+
+def test_unfixable_rejection_counts_one_unhandled_error(
+    server: ESServer, store: ESCrashStorage, metrics: RecordingMetrics
+) -> None:
+    crash_id = new_crash_id(dt.date(2026, 11, 25))
+    index = dt.date(2026, 11, 25).strftime("socorro%Y%W")
+    mapping = es_mapping.build_mapping()
+    mapping["properties"]["crash_id"] = {"type": "long"}  # never stripped from a document
+    server.es.create_index(index, {"mappings": mapping})
+    with pytest.raises(TransientStorageError, match="rejected"):
+        store.save_processed({}, synthetic_processed_crash(crash_id))
+    errors = metrics.named("processor.es.indexerror")
+    assert [c[3]["error"] for c in errors] == ["unhandled"]
+    assert server.es.indices[index].docs == {}
 
 
 def test_gives_up_after_attempts_with_transient_error(

@@ -13,7 +13,7 @@ import pytest
 from _backend_helpers import TcpProxy, new_crash_id, unique_name
 
 from procsupervisor.metrics import NullMetrics
-from procsupervisor.queues.base import DEFAULT_QUEUE_NAMES
+from procsupervisor.queues.base import DEFAULT_QUEUE_NAMES, Delivery
 from procsupervisor.queues.rabbitmq import (
     ATTEMPT_HEADER,
     ORIGIN_HEADER,
@@ -52,7 +52,7 @@ class Broker:
         frame = self.channel.queue_declare(f"{self.prefix}.{name}", passive=True)
         return int(frame.method.message_count)
 
-    def wait_count(self, name: str, wanted: int, timeout_s: float = 5.0) -> int:
+    def wait_count(self, name: str, wanted: int, timeout_s: float = 10.0) -> int:
         deadline = time.monotonic() + timeout_s
         while (found := self.count(name)) != wanted and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -75,6 +75,19 @@ def make_queue(broker: Broker, tmp_path: Path, **extra: str) -> RabbitMQQueue:
     return RabbitMQQueue.from_options(
         broker.options(**extra), data_dir=tmp_path, metrics=NullMetrics()
     )
+
+
+def wait_get(queue: RabbitMQQueue, name: str, timeout_s: float = 10.0) -> Delivery | None:
+    """The next delivery from `name` once the broker has one (after a TTL, a redelivery or a
+    reconnect), polling as the supervisor loop does; None if none came in time."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        queue.poll()
+        delivery = queue.get(name)
+        if delivery is not None:
+            return delivery
+        time.sleep(0.02)
+    return None
 
 
 def test_publish_get_ack_with_persistent_messages(broker: Broker, tmp_path: Path) -> None:
@@ -114,21 +127,12 @@ def test_retry_goes_through_a_ttl_queue_back_to_its_origin(broker: Broker, tmp_p
     queue.retry(first, "transient: s3 timeout", 0.3)
     broker.extra_queues.append("retry.normal.300")
     assert queue.get("normal") is None  # original acked, copy waiting out its delay
-    deadline = time.monotonic() + 5
-    second = None
-    while second is None and time.monotonic() < deadline:
-        queue.poll()
-        second = queue.get("normal")
-        time.sleep(0.05)
+    second = wait_get(queue, "normal")
     assert second is not None
     assert second.body == crash_id and second.attempt == 2
     assert second.headers[REASON_HEADER] in ("transient: s3 timeout", b"transient: s3 timeout")
     queue.retry(second, "again", 0.3)
-    third = None
-    deadline = time.monotonic() + 5
-    while third is None and time.monotonic() < deadline:
-        third = queue.get("normal")
-        time.sleep(0.05)
+    third = wait_get(queue, "normal")
     assert third is not None and third.attempt == 3
     # the broker's x-death history is not carried from one round trip into the next
     (death,) = third.headers["x-death"]
@@ -167,6 +171,26 @@ def test_dead_letter_keeps_origin_attempts_reason_and_requeue_dead_restores(
     queue.close()
 
 
+def test_unconfirmed_dead_letter_leaves_the_original_queued(
+    broker: Broker, tmp_path: Path
+) -> None:
+    queue = make_queue(broker, tmp_path)
+    crash_id = new_crash_id()
+    queue.publish("normal", crash_id)
+    delivery = queue.get("normal")
+    assert delivery is not None
+    broker.channel.queue_delete(f"{broker.prefix}.deadletter")  # the copy has nowhere to go
+    queue.dead_letter(delivery, "bad dump")
+    # Unroutable, so unconfirmed: never acked, and the broker put the original back.
+    assert not queue.connected
+    assert broker.wait_count("normal", 1) == 1
+    again = queue.get("normal")  # reconnects (declaring the dead-letter queue again)
+    assert again is not None and again.body == crash_id
+    queue.dead_letter(again, "bad dump")
+    assert broker.count("deadletter") == 1 and broker.count("normal") == 0
+    queue.close()
+
+
 def test_stale_tags_after_reconnect_are_dropped_not_acked(
     broker: Broker, rabbitmq_url: str, tmp_path: Path
 ) -> None:
@@ -187,7 +211,7 @@ def test_stale_tags_after_reconnect_are_dropped_not_acked(
     queue.ack(held)  # stale: dropped
     assert queue.stale_dropped == 1
     proxy.start()
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 10
     redelivered = []
     while len(redelivered) < 2 and time.monotonic() < deadline:
         queue.poll()
@@ -203,11 +227,7 @@ def test_stale_tags_after_reconnect_are_dropped_not_acked(
     # duplicate of the crash in flight), never acked: the copy comes back with attempt + 1.
     queue.retry(held, "stale", 0.1)
     broker.extra_queues.append("retry.normal.100")
-    copy = None
-    deadline = time.monotonic() + 5
-    while copy is None and time.monotonic() < deadline:
-        copy = queue.get("normal")
-        time.sleep(0.02)
+    copy = wait_get(queue, "normal")
     assert copy is not None and copy.body == held.body and copy.attempt == 2
     queue.ack(copy)
     assert queue.generation == 2  # the stale tag was never used on the new channel
@@ -240,8 +260,7 @@ def test_broker_down_at_start_then_up(broker: Broker, rabbitmq_url: str, tmp_pat
     assert queue.depths() == {}
     with pytest.raises(ConnectionError):
         queue.publish("normal", new_crash_id())
-    proxy.start()
-    time.sleep(0.15)
+    proxy.start()  # listening at once: the publish reconnects without waiting out a backoff
     queue.publish("normal", new_crash_id())
     assert queue.depths()["normal"] == 1
     queue.close()
@@ -260,11 +279,7 @@ def test_quorum_queues_with_delivery_limit(broker: Broker, tmp_path: Path) -> No
     first = queue.get("normal")
     assert first is not None and first.attempt == 1
     queue.close()  # the broker requeues it and counts the redelivery
-    second = None
-    deadline = time.monotonic() + 5
-    while second is None and time.monotonic() < deadline:
-        second = queue.get("normal")
-        time.sleep(0.05)
+    second = wait_get(queue, "normal")
     assert second is not None and second.attempt == 2
     queue.ack(second)
     queue.close()
@@ -297,18 +312,12 @@ def test_quorum_delivery_limit_dead_letters_and_requeue_finds_the_origin(
     publisher.close()
     for _ in range(2):  # two supervisors die holding it: past the limit of 1 redelivery
         holder = make_queue(broker, tmp_path, quorum="true", delivery_limit="1")
-        deadline = time.monotonic() + 5
-        while holder.get("priority") is None and time.monotonic() < deadline:
-            time.sleep(0.05)
+        assert wait_get(holder, "priority") is not None
         holder.close()
     assert broker.wait_count("deadletter", 1) == 1
     queue = make_queue(broker, tmp_path, quorum="true", delivery_limit="1")
     assert queue.requeue_dead() == 1
-    again = None
-    deadline = time.monotonic() + 5
-    while again is None and time.monotonic() < deadline:
-        again = queue.get("priority")
-        time.sleep(0.05)
+    again = wait_get(queue, "priority")
     assert again is not None and again.body == crash_id
     queue.ack(again)
     queue.close()

@@ -12,7 +12,7 @@ import boto3
 import pytest
 from _backend_helpers import (
     AWS_TEST_ENV,
-    MotoS3,
+    MotoProcess,
     new_crash_id,
     synthetic_processed_crash,
     synthetic_raw_crash,
@@ -26,14 +26,16 @@ from procsupervisor.storage.s3 import S3CrashStorage
 
 
 @pytest.fixture(scope="module")
-def moto_s3() -> Iterator[MotoS3]:
-    server = MotoS3().start()
+def moto_s3() -> Iterator[MotoProcess]:
+    server = MotoProcess().start()
     yield server
     server.stop()
 
 
 @pytest.fixture
-def storage(moto_s3: MotoS3, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> S3CrashStorage:
+def storage(
+    moto_s3: MotoProcess, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> S3CrashStorage:
     for key, value in AWS_TEST_ENV.items():
         monkeypatch.setenv(key, value)
     options = {
@@ -198,8 +200,9 @@ def test_invalid_crash_ids_never_reach_a_key(storage: S3CrashStorage, bad: str) 
 
 def test_hostile_dump_names_are_refused(storage: S3CrashStorage) -> None:
     crash_id = new_crash_id()
-    with pytest.raises(ValueError):
-        storage.save_raw_crash({}, {"../raw_crash": b"x"}, crash_id)
+    for hostile in ("../raw_crash", "processed_crash", "raw_crash", "dump_names"):
+        with pytest.raises(ValueError):
+            storage.save_raw_crash({}, {hostile: b"x"}, crash_id)
     raw_s3(storage).put_object(
         Bucket=storage.bucket, Key=f"v1/dump_names/{crash_id}", Body=b'["a/../../b"]'
     )

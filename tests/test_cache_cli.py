@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import time
 from pathlib import Path
+from typing import Any
 
+import pytest
 from _cache_helpers import make_module, make_provider, write_symbol_tree
 from click.testing import CliRunner
 from procsupervisor.cache.cli import cache
 from procsupervisor.cache.download import temp_dir
 from procsupervisor.cache.locks import KeyLocks
+from procsupervisor.cache.shared_counters import SharedCounters
 from procsupervisor.cache.store import SymbolStore
 from procsupervisor.cache.supplier_local import LocalDirectorySupplier
 
@@ -97,3 +101,29 @@ def test_stats_show_totals_of_every_worker(tmp_path: Path) -> None:
     assert totals["negative_hits"] == 3
     text = CliRunner().invoke(cache, ["--cache-dir", str(tmp_path / "c"), "stats"]).output
     assert "totals.downloads: 3" in text
+
+
+def test_failed_commit_does_not_stop_the_totals(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    counters = SharedCounters(tmp_path)
+    real = counters._connect()
+
+    class CommitFailsOnce:
+        failures = 1
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(real, name)
+
+        def execute(self, sql: str, *args: Any) -> Any:
+            if sql == "COMMIT" and self.failures:
+                self.failures -= 1
+                raise sqlite3.OperationalError("database is locked")
+            return real.execute(sql, *args)
+
+    connection = CommitFailsOnce()
+    monkeypatch.setattr(counters, "_connect", lambda: connection)
+    with pytest.raises(sqlite3.OperationalError):
+        counters.add({"downloads": 1})
+    counters.add({"downloads": 2})
+    assert counters.read() == {"downloads": 2}

@@ -71,21 +71,46 @@ def test_many_processes_open_a_new_cache_at_once(tmp_path: Path) -> None:
         assert len(SymbolStore(cache_dir, 10 << 20)) == 8
 
 
+class AnnouncingLocks(KeyLocks):
+    """KeyLocks that tell the test each time this process is about to wait for a key."""
+
+    def __init__(self, cache_dir: Path, arrivals: Any) -> None:
+        super().__init__(cache_dir)
+        self.arrivals = arrivals
+
+    def hold(self, key: str, timeout_s: float) -> Any:
+        self.arrivals.release()
+        return super().hold(key, timeout_s)
+
+
 def test_one_download_for_many_workers_missing_the_same_module(tmp_path: Path) -> None:
+    workers = 6
+    arrivals = FORK.Semaphore(0)
+    held_until_all_arrived: list[bool] = []
+
+    def hold_download_until_every_worker_waits() -> None:
+        # The downloader holds the key's lock until this answer is sent, so once every worker
+        # has reached the lock the other five are certainly waiting on it: they must be
+        # served by the download (peer fills), none can find the index on disk first.
+        arrived = [arrivals.acquire(timeout=60) for _ in range(workers)]
+        held_until_all_arrived.append(all(arrived))
+
     with running_server() as server:
-        server.add_sym(REL, sym_text(MOD, 200_000), delay_s=0.3)
+        server.add_sym(REL, sym_text(MOD, 200_000), hold=hold_download_until_every_worker_waits)
 
         def job(n: int) -> dict:
             worker = make_provider(tmp_path / "cache", [HttpSymbolServer(server.url)])
+            worker.locks = AnnouncingLocks(worker.store.directory, arrivals)
             index = worker.get_symbols(MOD)
             assert index is not None and "xul.pdb" in index.lookup(0).function_name
             return worker.stats()
 
-        stats = run_together(6, job)
+        stats = run_together(workers, job)
+        assert held_until_all_arrived == [True]
         assert server.count(REL) == 1
         assert sum(s["downloads"] for s in stats) == 1
-        assert sum(s["peer_fills"] + s["disk_hits"] for s in stats) == 5
-        assert sum(s["peer_fills"] for s in stats) >= 1  # some really waited for the download
+        assert sum(s["peer_fills"] + s["disk_hits"] for s in stats) == workers - 1
+        assert sum(s["peer_fills"] for s in stats) == workers - 1  # all really waited
 
         # A damaged value is refetched once, however many workers find it damaged.
         store = SymbolStore(tmp_path / "cache", None)
@@ -93,9 +118,11 @@ def test_one_download_for_many_workers_missing_the_same_module(tmp_path: Path) -
             (filename,) = db.execute("SELECT filename FROM Cache").fetchone()
         value_file = store.directory / filename
         value_file.write_bytes(value_file.read_bytes()[:1000])
-        stats = run_together(6, job)
+        stats = run_together(workers, job)
+        assert held_until_all_arrived == [True, True]
         assert server.count(REL) == 2
         assert sum(s["downloads"] for s in stats) == 1
+        assert sum(s["peer_fills"] for s in stats) == workers - 1
         assert sum(s["corrupt"] for s in stats) >= 1
     assert_no_pickle(tmp_path / "cache")
 

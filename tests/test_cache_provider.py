@@ -136,6 +136,27 @@ def test_index_failing_codec_verification_is_refetched(tmp_path: Path) -> None:
     assert worker.stats()["corrupt"] == 1 and worker.stats()["downloads"] == 1
 
 
+def test_index_rejected_after_a_peer_refilled_keeps_the_fresh_value(tmp_path: Path) -> None:
+    mod = make_module("xul.pdb")
+    write_symbol_tree(tmp_path / "syms", [mod])
+    key = cache_key(mod)
+    peer = make_provider(tmp_path / "cache", [LocalDirectorySupplier(tmp_path / "syms")])
+    fresh = peer.codec.build(tmp_path / "syms" / sym_relpath(mod))
+    worker = make_provider(tmp_path / "cache", [LocalDirectorySupplier(tmp_path / "syms")])
+    worker.store.put_index(key, b"NOTANIDX" * 500)
+
+    class PeerRefillsWhileRejecting(ToyCodec):
+        def load(self, buffer):  # type: ignore[no-untyped-def]
+            if bytes(buffer[:8]) == b"NOTANIDX":
+                peer.store.put_index(key, fresh)
+            return super().load(buffer)
+
+    worker.codec = PeerRefillsWhileRejecting()
+    assert worker.get_symbols(mod) is not None
+    stats = worker.stats()
+    assert (stats["corrupt"], stats["peer_fills"], stats["downloads"]) == (1, 1, 0)
+
+
 def test_unparsable_symbol_file_is_cached_negatively(tmp_path: Path) -> None:
     mod = make_module("bad.so")
     path = tmp_path / "syms" / sym_relpath(mod)

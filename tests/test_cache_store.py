@@ -30,6 +30,18 @@ def test_writable_by_others_is_refused(tmp_path: Path, mode: int) -> None:
         SymbolStore(directory, 1 << 20)
 
 
+def test_owned_by_another_user_is_refused_without_root(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    directory = tmp_path / "cache"
+    directory.mkdir(mode=0o700)
+    owner = os.stat(directory).st_uid
+    # seen from another user, the directory is someone else's
+    monkeypatch.setattr(os, "geteuid", lambda: owner + 1)
+    with pytest.raises(CacheDirectoryError, match=f"owned by uid {owner}, not by this user"):
+        SymbolStore(directory, 1 << 20)
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="chown to another user needs root")
 def test_owned_by_another_user_is_refused(tmp_path: Path) -> None:
     directory = tmp_path / "cache"
@@ -93,10 +105,34 @@ def test_damaged_value_is_reported_and_deleted(tmp_path: Path, damage: str) -> N
     assert store.lookup("m/1").kind is EntryKind.ABSENT
 
 
+def test_damage_found_after_a_peer_refilled_keeps_the_fresh_value(tmp_path: Path) -> None:
+    store = SymbolStore(tmp_path / "c", 1 << 20)
+    store.put_index("m/1", os.urandom(8000))
+    _value_file(store, "m/1").write_bytes(b"cut")
+    fresh = os.urandom(8000)
+    read_value = store.cache.get
+
+    def read_then_peer_refills(*args: object, **kwargs: object) -> object:
+        # this reader has the damaged value in hand when another process stores a fresh one
+        store.cache.get = read_value
+        value = read_value(*args, **kwargs)
+        store.put_index("m/1", fresh)
+        return value
+
+    store.cache.get = read_then_peer_refills
+    assert store.lookup("m/1").kind is EntryKind.CORRUPT
+    entry = store.lookup("m/1")
+    assert entry.kind is EntryKind.INDEX and bytes(entry.buffer) == fresh
+
+
 def test_wrong_tag_is_corrupt(tmp_path: Path) -> None:
     store = SymbolStore(tmp_path / "c", 1 << 20)
     store.cache.set("m/1", b"x" * 3000, tag="idx1:12:00000000")
     assert store.lookup("m/1").kind is EntryKind.CORRUPT
+    assert store.lookup("m/1").kind is EntryKind.ABSENT
+    store.cache.set("tiny/1", b"x" * 30, tag="idx1:12:00000000")  # a value kept in its row
+    assert store.lookup("tiny/1").kind is EntryKind.CORRUPT
+    assert store.lookup("tiny/1").kind is EntryKind.ABSENT
 
 
 def test_cull_keeps_volume_within_one_entry_of_limit(tmp_path: Path) -> None:

@@ -67,6 +67,9 @@ def test_process_inline_prints_the_processed_crash(run, tmp_path: Path) -> None:
     raw = tmp_path / "raw.json"
     raw.write_text(json.dumps({"ProductName": "Firefox", "Version": "1.0"}))
     cid = run("submit", str(raw)).strip()
+    dry = run("process", cid, "--no-save")
+    assert json.loads(dry[: dry.rindex("}") + 1])["uuid"] == cid
+    assert not (tmp_path / "data" / "crashes" / "v1" / "processed_crash" / cid).exists()
     out = run("process", cid)
     processed = json.loads(out[: out.rindex("}") + 1])
     assert processed["uuid"] == cid and processed["product"] == "Firefox"

@@ -65,6 +65,7 @@ def test_destination_options_are_split_by_prefix(tmp_path: Path) -> None:
         ("[supervisor]\nworkers = many\n", {}, "section [supervisor], key 'workers'"),
         ("[supervisor]\nworkerz = 1\n", {}, "key 'workerz': unknown key"),
         ("[supervisor]\nmax_attempts = 0\n", {}, "must be >= 1"),
+        ("[supervisor]\ndeadline_s = nan\n", {}, "key 'deadline_s': must be >= 0.01"),
         ("[queue]\nweights = priority\n", {}, "section [queue], key 'weights'"),
         ("[queue]\nbackend = kafka\n", {}, "unknown backend 'kafka'"),
         ("[destinations]\norder = fs, nowhere\n", {}, "unknown destination 'nowhere'"),

@@ -45,11 +45,15 @@ def test_retry_waits_for_its_delay_and_counts_attempts(queue: FSQueue) -> None:
     cid = crashid.create()
     queue.publish("priority", cid)
     first = queue.get("priority")
-    queue.retry(first, "transient: s3 down", delay_s=0.3)
+    retried_at = time.monotonic()
+    queue.retry(first, "transient: s3 down", delay_s=1.0)
     assert queue.get("priority") is None  # not yet
-    time.sleep(0.35)
-    second = queue.get("priority")
-    assert second.body == cid and second.attempt == 2
+    second = None
+    while second is None and time.monotonic() < retried_at + 10:
+        second = queue.get("priority")
+        time.sleep(0.01)
+    assert time.monotonic() - retried_at >= 1.0
+    assert second is not None and second.body == cid and second.attempt == 2
     assert second.headers["reason"] == "transient: s3 down"
     assert os.listdir(queue.spool / "inflight" / "priority") == [second.tag.name]
 
@@ -67,6 +71,17 @@ def test_dead_letter_keeps_origin_attempts_reason_and_can_be_requeued(queue: FSQ
     assert queue.dead_letters() == []
     again = queue.get("priority")
     assert again.body == cid and again.attempt == 1
+
+
+def test_a_damaged_dead_letter_stays_and_does_not_block_the_others(queue: FSQueue) -> None:
+    cid = crashid.create()
+    queue.publish("normal", cid)
+    queue.dead_letter(queue.get("normal"), "test")
+    (queue.spool / "deadletter" / f"{0:020d}-1-0").write_text("{not json")
+    assert queue.requeue_dead() == 1
+    assert queue.get("normal").body == cid
+    assert os.listdir(queue.spool / "deadletter") == [f"{0:020d}-1-0"]
+
 
 
 def test_in_flight_entries_of_a_dead_supervisor_are_recovered_first(tmp_path: Path) -> None:

@@ -77,7 +77,9 @@ def test_invalid_crash_ids_never_reach_a_path(storage: FSCrashStorage, bad: obje
         storage.save_processed({}, {"uuid": bad})
 
 
-@pytest.mark.parametrize("name", ["../x", ".hidden", "a/b", "raw_crash", "x" * 200])
+@pytest.mark.parametrize(
+    "name", ["../x", ".hidden", "a/b", "raw_crash", "dump_names", "processed_crash", "x" * 200]
+)
 def test_hostile_dump_names_are_refused(storage: FSCrashStorage, name: str) -> None:
     with pytest.raises(InvalidDumpName):
         storage.save_raw_crash({}, {name: b"x"}, CRASH_ID)

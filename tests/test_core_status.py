@@ -18,6 +18,22 @@ def test_counters_snapshot() -> None:
     assert totals["per_s"] == 2.0  # one crash in the half second the supervisor has been up
 
 
+def test_the_rate_window_stays_bounded_without_status_requests(monkeypatch) -> None:
+    from types import SimpleNamespace
+
+    from procsupervisor.supervisor import status as status_module
+
+    clock = [1000.0]
+    monkeypatch.setattr(status_module, "time", SimpleNamespace(monotonic=lambda: clock[0]))
+    counters = Counters(["normal"])
+    for _ in range(1000):  # 50 crashes/s for 20 s, twice the rate window
+        counters.completed(ok=True)
+        clock[0] += 0.02
+    assert len(counters._completions) <= 501  # only the last RATE_WINDOW_S of completions
+    assert counters.per_s(uptime_s=20.0) == 50.0
+    assert counters.processed == 1000
+
+
 def test_cache_stats_are_summed_over_workers() -> None:
     total = aggregate_cache_stats([{"hits": 2, "name": "x", "ok": True}, {"hits": 3, "bytes": 1.5}])
     assert total == {"hits": 5, "bytes": 1.5}

@@ -110,6 +110,8 @@ def test_500_crashes_land_in_every_destination(stack: Stack, es: ESServer, tmp_p
         "socorro.processor.es.crash_document_size",
         "socorro.processor.ingestion_timing",  # submitted -> saved, first processing
     } <= names, sorted(names)
+    # cache counters: every module of the tiny dumps is looked up in the symbol cache
+    assert any(name.startswith("socorro.processor.symbolcache.") for name in names), sorted(names)
     assert acked_total(status) == 500
     assert sum(q["dead_lettered"] for q in status["queues"].values()) == 0
     assert_all_landed(stack, es, ids)
@@ -128,7 +130,18 @@ def test_es_failures_and_postgres_outage_lose_nothing(
     try:
         stack.wait_until(lambda: len(stack.pg_ids()) >= 150, 120, "a third in PostgreSQL")
         pg_proxy.stop()  # PostgreSQL "goes down" for the supervisor's workers
-        time.sleep(3)
+
+        def outage_retried() -> bool:
+            text = supervisor.log_path.read_text(errors="replace")
+            return any(
+                "crash retried" in line and "postgres: TransientStorageError" in line
+                for line in text.splitlines()
+            )
+
+        # Down until crashes have gone back through the queue because of it, however slow
+        # the machine is; then a little longer, so later attempts of those crashes fail too.
+        stack.wait_until(outage_retried, 60, "a crash retried for the outage", poll_s=0.1)
+        time.sleep(1)
         during = len(stack.pg_ids())
         pg_proxy.start()
         stack.wait_until(lambda: len(stack.pg_ids()) >= 500, 150, "500 crashes in PostgreSQL")
@@ -231,3 +244,41 @@ def test_cli_submit_dead_letter_and_requeue_dead(
         supervisor.stop()
     assert status["queues"]["priority"]["dead_lettered"] == 1
     assert stack.queue_depths()["deadletter"] == 0
+
+
+def test_duplicate_of_a_crash_in_flight_is_acked_and_skipped(
+    stack: Stack, es: ESServer, tmp_path: Path
+) -> None:
+    crash_id = new_crash_id()
+    stack.s3().save_raw_crash(
+        synthetic_raw_crash(crash_id), {"upload_file_minidump": tiny_minidump()}, crash_id
+    )
+    hold = tmp_path / "hold"
+    hold.mkdir()
+    (hold / crash_id).touch()  # the worker that takes it waits until this file is gone
+    supervisor = start_supervisor(
+        stack,
+        tmp_path,
+        "host1",
+        processor="_core_helpers:HookedProcessor",
+        processor_options=f"hold_dir = {hold}\n",
+    )
+    publisher = stack.queue()
+    try:
+        publisher.publish("normal", crash_id)
+        supervisor.wait_for(
+            lambda s: any(w["crash_id"] == crash_id for w in s["workers"]), what="crash in flight"
+        )
+        publisher.publish("normal", crash_id)
+        status = supervisor.wait_for(
+            lambda s: s["queues"]["normal"]["pulled"] == 2, what="duplicate pulled"
+        )
+        assert status["queues"]["normal"]["acked"] == 1  # the duplicate, acked at once
+        assert sum(w["crash_id"] == crash_id for w in status["workers"]) == 1
+        (hold / crash_id).unlink()
+        status = supervisor.wait_for(lambda s: acked_total(s) == 2, what="original done")
+    finally:
+        publisher.close()
+        supervisor.stop()
+    assert sum(q["retried"] + q["dead_lettered"] for q in status["queues"].values()) == 0
+    assert_all_landed(stack, es, [crash_id])

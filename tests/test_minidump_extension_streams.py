@@ -18,7 +18,9 @@ from procsupervisor.workers.stackwalker.minidump.stream_types import (
     LINUX_CPU_INFO,
     LINUX_DSO_DEBUG,
     LINUX_ENVIRON,
+    LINUX_PROC_STATUS,
     MOZ_MACOS_CRASH_INFO,
+    MOZ_SOFT_ERRORS,
 )
 
 
@@ -104,3 +106,29 @@ def test_json_dump_carries_the_extension_streams(testdata: Path) -> None:
     assert dump["linux_memory_map_count"] > 0
     assert dump["soft_errors"] is not None  # this dump has a MozSoftErrors stream
     assert dump["pid"] is not None
+
+
+def _json_dump_with(*streams: tuple[int, str]) -> dict[str, object]:
+    synth = SynthMinidump()
+    synth.add_thread(1, amd64_context(rip=0x1000))
+    for stream_type, content in streams:
+        synth.add_text_stream(stream_type, content)
+    result = walk_minidump(synth.build(), None)
+    assert result.ok
+    return result.to_json_dump()
+
+
+def test_soft_errors_and_pid_from_synthetic_streams() -> None:
+    dump = _json_dump_with(
+        (MOZ_SOFT_ERRORS, '[{"kind": "x"}]'), (LINUX_PROC_STATUS, "Name:\tapp\nPid:\t77\n")
+    )
+    assert dump["soft_errors"] == [{"kind": "x"}]
+    assert dump["pid"] == 77
+
+
+def test_hostile_soft_errors_and_pid_render_as_null() -> None:
+    for soft_errors, pid in (("[" * 100_000 + "]" * 100_000, "\u00b2"), ("{not json", "-1")):
+        dump = _json_dump_with(
+            (MOZ_SOFT_ERRORS, soft_errors), (LINUX_PROC_STATUS, f"Pid:\t{pid}\n")
+        )
+        assert dump["soft_errors"] is None and dump["pid"] is None

@@ -194,6 +194,7 @@ def test_poison_crash() -> None:
         {"stackwalk_max_frames": "many"},
         {"stackwalk_max_frames": "0"},
         {"stackwalk_timeout_s": "-1"},
+        {"stackwalk_timeout_s": "soon"},
     ],
 )
 def test_bad_options_are_refused(options: dict[str, str]) -> None:

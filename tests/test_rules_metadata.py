@@ -122,7 +122,14 @@ def test_esr_version_rewrite() -> None:
 
 @pytest.mark.parametrize(
     ("version", "major"),
-    [("86.0a1", 86), ("78.6.0esr", 78), ("", 0), ("Nightly 200312 06:08", 0), ("x.1", 0)],
+    [
+        ("86.0a1", 86),
+        ("78.6.0esr", 78),
+        ("", 0),
+        ("Nightly 200312 06:08", 0),
+        ("x.1", 0),
+        ("².0", 0),
+    ],
 )
 def test_major_version(version: str, major: int) -> None:
     ctx = run_rule(product.MajorVersionRule(), processed={"version": version})

@@ -187,6 +187,9 @@ def test_topmost_filenames_prefers_inlines() -> None:
     processed = _crash(json_dump([frames]))
     ctx = run_rule(stack_summary.TopMostFilesRule(), processed=processed)
     assert ctx.processed["topmost_filenames"] == "inline.h"
+    frames[1]["inlines"].insert(0, {"function": "h", "file": "", "line": 1})
+    ctx = run_rule(stack_summary.TopMostFilesRule(), processed=processed)
+    assert ctx.processed["topmost_filenames"] == "inline.h"
     frames[1].pop("inlines")
     ctx = run_rule(stack_summary.TopMostFilesRule(), processed=processed)
     assert ctx.processed["topmost_filenames"] == "real.cpp"

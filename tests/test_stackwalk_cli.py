@@ -59,10 +59,24 @@ def test_rejected_dump_exits_non_zero(tmp_path: Path) -> None:
     assert "ERROR_" in result.output
 
 
+def test_a_missing_symbols_path_is_a_usage_error(crash: tuple[Path, Path], tmp_path: Path) -> None:
+    dump, _ = crash
+    result = CliRunner().invoke(stackwalk, [str(dump), "--symbols-path", str(tmp_path / "typo")])
+    assert result.exit_code == 2
+    assert "does not exist" in result.output
+
+
 def test_exclusive_output_flags(crash: tuple[Path, Path]) -> None:
     dump, _ = crash
     result = CliRunner().invoke(stackwalk, [str(dump), "--json", "--machine-readable"])
     assert result.exit_code == 2
+
+
+def test_a_cache_dir_needs_a_symbols_path(crash: tuple[Path, Path], tmp_path: Path) -> None:
+    dump, _ = crash
+    result = CliRunner().invoke(stackwalk, [str(dump), "--cache-dir", str(tmp_path / "cache")])
+    assert result.exit_code == 2
+    assert "--symbols-path" in result.output
 
 
 def test_api_accepts_an_mmap(crash: tuple[Path, Path]) -> None:
@@ -73,3 +87,5 @@ def test_api_accepts_an_mmap(crash: tuple[Path, Path]) -> None:
         text = result.to_machine_readable()
     assert result.ok
     assert "0|0|demo||||0x1108" in text
+    del result  # its views pin the map
+    mapped.close()

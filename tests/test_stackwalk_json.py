@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from procsupervisor.workers.stackwalker.api import symbol_provider, walk_minidump
+from procsupervisor.workers.stackwalker.minidump.dump import Minidump
 
 CASES = [
     ("json-pretty-symbols", "rust-minidump/test.dmp", "rust-minidump/symbols"),
@@ -36,7 +37,8 @@ def snapshot(testdata: Path, name: str) -> dict[str, Any]:
 def test_matches_rust_minidump(testdata: Path, name: str, dump: str, symbols: str | None) -> None:
     want = snapshot(testdata, name)
     provider = symbol_provider([testdata / symbols]) if symbols else None
-    got = walk_minidump((testdata / dump).read_bytes(), provider).to_json_dump()
+    data = (testdata / dump).read_bytes()
+    got = walk_minidump(data, provider).to_json_dump()
 
     assert got["status"] == want["status"] == "OK"
     assert got["main_module"] == want["main_module"]
@@ -50,7 +52,14 @@ def test_matches_rust_minidump(testdata: Path, name: str, dump: str, symbols: st
         expected = want_modules[module["filename"]]
         assert {k: module[k] for k in MODULE_KEYS} == {k: expected[k] for k in MODULE_KEYS}
 
-    for want_thread, got_thread in zip(want["threads"], got["threads"], strict=False):
+    info = Minidump(data).breakpad_info
+    dump_thread = info.dump_thread_id if info else None
+    want_threads = {t["thread_id"]: t for t in want["threads"]}
+    assert [t["thread_id"] for t in got["threads"]] == [
+        tid for tid in want_threads if tid != dump_thread
+    ]
+    for got_thread in got["threads"]:
+        want_thread = want_threads[got_thread["thread_id"]]
         assert len(got_thread["frames"]) == len(want_thread["frames"])
         for want_frame, got_frame in zip(want_thread["frames"], got_thread["frames"], strict=True):
             keys = [k for k in FRAME_KEYS if k in want_frame]

@@ -18,6 +18,7 @@ from minidump_synth import (
     cv_pdb70,
     x86_context,
 )
+from procsupervisor.workers.stackwalker import api
 from procsupervisor.workers.stackwalker.api import walk_minidump
 from procsupervisor.workers.stackwalker.model import (
     CodeModule,
@@ -94,6 +95,36 @@ def test_linux_crash_machine_readable() -> None:
     lines = result.to_machine_readable().splitlines()
     assert lines[: len(expected)] == expected
     assert provider.asked.count("/usr/bin/app") == 1  # cached by code_file for the whole dump
+
+
+class RaisingProvider:
+    def get_symbols(self, module: CodeModule) -> FakeIndex | None:
+        raise OSError(5, "Input/output error")
+
+
+def test_a_failing_symbol_provider_is_a_note_not_a_lost_crash() -> None:
+    result = walk_minidump(linux_crash().build(), RaisingProvider())
+    assert result.status == "OK"
+    assert "symbols for '/usr/bin/app' failed to load: OSError: [Errno 5] Input/output error" in (
+        result.notes
+    )
+    assert "0|0|app||||0x1010" in result.to_machine_readable().splitlines()
+    app = result.to_json_dump()["modules"][0]
+    assert app["missing_symbols"] and not app["loaded_symbols"]
+
+
+def test_an_internal_failure_is_a_status_never_an_exception(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("walker bug")
+
+    monkeypatch.setattr(api, "process_minidump", broken)
+    result = walk_minidump(linux_crash().build(), None)
+    assert result.status == "ERROR_INTERNAL" and not result.ok
+    assert result.notes == ["stackwalker failed: RuntimeError: walker bug"]
+    assert result.to_json_dump() == {"status": "ERROR_INTERNAL", "notes": result.notes}
+    assert result.to_machine_readable() == ""
 
 
 def test_json_dump_shape() -> None:

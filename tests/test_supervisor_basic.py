@@ -73,8 +73,11 @@ def test_control_socket_is_private_and_refuses_junk(setup) -> None:
     supervisor.start()
     sock = data_dir / "control.sock"
     assert stat.S_IMODE(os.stat(sock).st_mode) == 0o600
-    assert request(sock, "format-disk")["ok"] is False
-    assert request(sock, "scale", workers="many")["ok"] is False
+    junk = request(sock, "format-disk")
+    assert junk["ok"] is False and "unknown command" in junk["error"]
+    bad_scale = request(sock, "scale", workers="many")
+    assert bad_scale["ok"] is False and "integer" in bad_scale["error"]
+    assert supervisor.status()["target_workers"] == 2
 
 
 def test_status_and_scale_through_the_cli(setup) -> None:
@@ -102,6 +105,31 @@ def test_status_and_scale_through_the_cli(setup) -> None:
     table = cli("status")
     assert "queue" in table and "priority" in table and "idx" in table
     assert '"target_workers": 3' in cli("status", "--json")
+
+
+def test_start_workers_flag_outlives_reloads_and_cli_stop_ends_it(tmp_path: Path) -> None:
+    import subprocess
+
+    from _core_helpers import PYTHON, ROOT, subprocess_env
+
+    data_dir = tmp_path / "data"
+    config_path = write_config(tmp_path / "sup.ini", data_dir, workers=2)
+    supervisor = SupervisorProcess(config_path, data_dir, start_args=("--workers", "3"))
+    try:
+        supervisor.start()
+        assert supervisor.status()["target_workers"] == 3
+        assert supervisor.request("reload")["ok"] is True
+        status = supervisor.status()
+        assert status["reloads"] == 1 and status["target_workers"] == 3
+        stopped = subprocess.run(
+            [PYTHON, "-m", "procsupervisor", "--config", str(config_path), "stop"],
+            cwd=ROOT, env=subprocess_env(), capture_output=True, text=True, timeout=60)
+        assert stopped.returncode == 0, stopped.stderr
+        assert f"stopping supervisor {supervisor.pid}" in stopped.stdout
+        assert supervisor.wait_exit() == 0
+        assert not (data_dir / "control.sock").exists()
+    finally:
+        supervisor.stop()
 
 
 def test_hup_reload_applies_a_new_worker_count(setup) -> None:
@@ -233,3 +261,5 @@ def test_workers_hold_nothing_of_the_supervisor(setup) -> None:
         assert not any(t.endswith(("supervisor.lock", "control.sock")) for t in targets)
         title = Path(f"/proc/{worker['pid']}/cmdline").read_bytes().decode(errors="replace")
         assert title.startswith(f"procsupervisor: worker {worker['index']} [idle]")
+    title = Path(f"/proc/{supervisor.pid}/cmdline").read_bytes().decode(errors="replace")
+    assert title.startswith("procsupervisor: supervisor")

@@ -55,7 +55,10 @@ def test_sigkill_a_worker_mid_crash_retries_and_completes(env) -> None:
     supervisor = start(workers=2)
     cid = submit(config_path)
     (hold / cid).touch()
-    status = supervisor.wait_for(lambda s: busy_worker(s, cid), what="crash in flight")
+    status = supervisor.wait_for(
+        lambda s: (busy_worker(s, cid) or {}).get("stage") == "process",
+        what="crash in flight, held in the process stage",
+    )
     victim = busy_worker(status, cid)
     os.kill(victim["pid"], signal.SIGKILL)
     status = supervisor.wait_for(lambda s: s["totals"]["retried"] == 1, what="retry")
@@ -71,20 +74,20 @@ def test_sigkill_a_worker_mid_crash_retries_and_completes(env) -> None:
 
 def test_a_hanging_crash_is_killed_retried_then_dead_lettered_with_a_record(env) -> None:
     config_path, data_dir, _, start = env
-    supervisor = start(workers=2, deadline_s=0.5, max_attempts=2, retry_delay_s=0.05)
+    supervisor = start(workers=2, deadline_s=2, max_attempts=2, retry_delay_s=0.05)
     hung = submit(config_path, TestHang=True)
     fine = submit(config_path)
     status = supervisor.wait_for(
         lambda s: s["totals"]["dead_lettered"] == 1 and acked_total(s) == 1
-        and s["poison_pending"] == 0, timeout=30, what="dead letter")
+        and s["poison_pending"] == 0, timeout=90, what="dead letter")
     assert status["queues"]["normal"]["retried"] == 1
     [letter] = dead_letters(data_dir)
     assert letter["body"] == hung and letter["attempts"] == 2
-    assert "deadline of 0.5s exceeded" in letter["reason"]
+    assert "deadline of 2s exceeded in stage " in letter["reason"]
     record = processed_crash(data_dir, hung)
     validate_processed_crash(record)
     assert record["success"] is False
-    assert "deadline of 0.5s exceeded" in record["processor_notes"]
+    assert "deadline of 2s exceeded" in record["processor_notes"]
     assert processed_crash(data_dir, fine)["success"] is True
 
 
@@ -111,7 +114,7 @@ def test_sigkill_the_supervisor_then_restart_loses_nothing(env) -> None:
     for cid in ids:
         assert processed_crash(data_dir, cid)["uuid"] == cid
     assert dead_letters(data_dir) == []
-    assert "recovered_in_flight=2" in restarted.log()
+    assert "recovered_in_flight=2" in restarted.log(tail=None)
 
 
 @pytest.mark.parametrize("how", ["quit", "term past graceful timeout"])
@@ -166,21 +169,12 @@ def test_a_worker_that_cannot_start_is_respawned_with_backoff(env, tmp_path: Pat
     write_config(config_path, data_dir, workers=1)
     config_path.write_text(config_path.read_text().replace(
         "processor = _core_helpers:HookedProcessor", "processor = _core_helpers:NoSuchFactory"))
-    supervisor = SupervisorProcess(config_path, data_dir)
-    supervisor.data_dir.mkdir(parents=True, exist_ok=True)
-    import subprocess
-
-    from _core_helpers import PYTHON, ROOT, subprocess_env
-
-    supervisor._log = supervisor.log_path.open("wb")
-    supervisor.proc = subprocess.Popen(
-        [PYTHON, "-m", "procsupervisor", "--config", str(config_path), "start"],
-        cwd=ROOT, env=subprocess_env(), stdout=supervisor._log, stderr=subprocess.STDOUT)
+    supervisor = SupervisorProcess(config_path, data_dir).launch()  # its worker never gets ready
     try:
         supervisor.wait_for(lambda s: s["workers"] and s["workers"][0]["restarts"] >= 3,
                             what="several respawns")
         supervisor.wait_for(lambda s: s["crash_loop_backoff"], what="backoff shown")
-        assert "worker crash loop" in supervisor.log()
+        assert "worker crash loop" in supervisor.log(tail=None)
         assert supervisor.proc.poll() is None, "the supervisor itself keeps running"
     finally:
         supervisor.stop()
@@ -203,7 +197,7 @@ def test_no_queue_starves_under_a_flood(env, flooded: str) -> None:
             submit_crash(config, {"ProductName": "Trickle"}, {}, queue)
     total = flood_size + trickle_size * len(others)
     supervisor = start(workers=2)
-    supervisor.wait_for(lambda s: acked_total(s) == total, timeout=40, what="all processed")
+    supervisor.wait_for(lambda s: acked_total(s) == total, timeout=120, what="all processed")
 
     order = [line.split(" queue=")[1].split()[0]
              for line in supervisor.log(tail=None).splitlines() if 'msg="crash done"' in line]

@@ -70,3 +70,16 @@ def test_a_failing_queue_action_is_logged_not_fatal(rig, monkeypatch) -> None:
     assert worker.state == "idle" and worker.kill_reason is None
     assert supervisor.counters.queue("normal").acked == 0  # not counted: it will be redelivered
     assert supervisor.counters.processed == 1
+
+
+def test_a_killed_worker_reporting_its_last_result_gets_no_new_crash(rig) -> None:
+    supervisor, worker, theirs, child = rig
+    crash_id = worker.assignment.delivery.crash_id
+    supervisor.queue.publish("normal", crashid.create())
+    worker.kill("deadline of 1s exceeded in stage save")
+    theirs.sendall(encode({"type": "result", "crash_id": crash_id, "outcome": "ok"}))
+    supervisor._read_worker(child.pid)
+    assert worker.state == "idle" and supervisor.counters.processed == 1
+    supervisor._dispatch()
+    assert worker.assignment is None, "a crash was handed to a worker already killed"
+    assert supervisor.queue.depths()["normal"] == 1

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import random
 
+import pytest
 from procsupervisor.workers.stackwalker.model import InlineInfo, WindowsFrameInfo
-from procsupervisor.workers.stackwalker.symbols import SymbolIndex, parse_sym
+from procsupervisor.workers.stackwalker.symbols import SymbolIndex, parse_sym, parser
 
 
 def sym(*lines: str) -> SymbolIndex:
@@ -380,6 +381,38 @@ def test_parsing_stops_after_the_101st_error() -> None:
     assert index.lookup(0x10) is None
     kept = sym(*bad[:100], "FUNC 10 10 0 after")
     assert kept.stats["truncated"] is False and name_at(kept, 0x10) == "after"
+
+
+def test_a_one_character_line_is_a_counted_error_anywhere() -> None:
+    assert parse_sym(b"x").stats["errors"] == 1
+    assert parse_sym(b"x\n").stats["errors"] == 1
+    assert parse_sym(b"FUNC 10 10 0 f\nx").stats["errors"] == 1
+
+
+def test_parsing_in_chunks_gives_the_same_index(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Large files are fed in chunks cut at line ends: tiny chunks must not change a thing,
+    including CR LF pairs split across two chunks and records running past a chunk's size."""
+    lines = [
+        "MODULE Linux x86_64 ABCD0 app",
+        "FILE 1 a.c",
+        "FUNC 1000 30 0 first",
+        "1000 10 1 1",
+        "1010 10 2 1",
+        "x",
+        "STACK CFI INIT 1000 30 .cfa: $rsp 8 + .ra: .cfa -8 + ^",
+        "STACK CFI 1004 .cfa: $rsp 16 +",
+        "FUNC 2000 10 4 second_function_with_a_name_longer_than_a_chunk",
+        "2000 10 3 1",
+        "PUBLIC 3000 0 p",
+    ]
+    for separator in (b"\n", b"\r\n"):
+        data = separator.join(line.encode() for line in lines) + separator
+        whole = parse_sym(data)
+        assert whole.stats["errors"] == 1 and whole.stats["lines"] == 3
+        for chunk_bytes in (1, 2, 3, 7, 16):
+            monkeypatch.setattr(parser, "CHUNK_BYTES", chunk_bytes)
+            assert parse_sym(data) == whole, (separator, chunk_bytes)
+        monkeypatch.undo()
 
 
 def test_unknown_keywords_are_line_records() -> None:

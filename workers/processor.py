@@ -9,9 +9,9 @@ from __future__ import annotations
 import functools
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from importlib import resources
-from typing import Any
+from typing import Any, TypeVar
 
 import jsonschema
 from procsupervisor.workers.pipeline import Pipeline
@@ -39,6 +39,7 @@ MAX_REASON = 500
 KNOWN_OPTIONS = frozenset({"stackwalk_max_frames", "stackwalk_timeout_s", "hostname"})
 
 logger = logging.getLogger(__name__)
+N = TypeVar("N", int, float)
 
 
 @functools.cache
@@ -63,32 +64,31 @@ def validate_processed_crash(processed: dict[str, Any]) -> None:
         raise error
 
 
-def _positive_int(options: Mapping[str, str], key: str, default: int) -> int:
-    text = options.get(key)
-    if text is None or text == "":
-        return default
+def _positive_number(options: Mapping[str, str], key: str, convert: Callable[[str], N]) -> N:
+    """The option's value (already known to be set) as a number > 0, or a ValueError naming it."""
+    text = options[key]
     try:
-        value = int(text)
+        value = convert(text)
     except ValueError:
-        raise ValueError(f"processor option {key!r}: not an integer: {text!r}")
+        kind = "an integer" if convert is int else "a number"
+        raise ValueError(f"processor option {key!r}: not {kind}: {text!r}") from None
     if value <= 0:
         raise ValueError(f"processor option {key!r}: must be > 0, got {value}")
     return value
+
+
+def _positive_int(options: Mapping[str, str], key: str, default: int) -> int:
+    return _positive_number(options, key, int) if options.get(key) else default
 
 
 def _timeout(options: Mapping[str, str], key: str, default: float) -> float | None:
+    """Seconds > 0, or None for the text `none` (no limit)."""
     text = options.get(key)
-    if text is None or text == "":
+    if not text:
         return default
     if text.strip().lower() == "none":
         return None
-    try:
-        value = float(text)
-    except ValueError:
-        raise ValueError(f"processor option {key!r}: not a number: {text!r}")
-    if value <= 0:
-        raise ValueError(f"processor option {key!r}: must be > 0, got {value}")
-    return value
+    return _positive_number(options, key, float)
 
 
 def _poison_rules(metrics: Metrics) -> list[Rule]:
@@ -157,8 +157,6 @@ class Processor:
             processed["processor_notes"] += (
                 f"\n{REGENERATE_SIGNATURE}: no previous processed crash; ran the {DEFAULT} ruleset"
             )
-        if name != ruleset and not fallback:
-            processed["success"] = False
         return processed
 
     def poison(

@@ -22,7 +22,7 @@ from typing import Any, NoReturn
 
 from procsupervisor import __version__, crashid
 from procsupervisor.config import Config
-from procsupervisor.logs import log_event
+from procsupervisor.logs import log_event, set_level
 from procsupervisor.metrics import Metrics
 from procsupervisor.queues.factory import load_class
 from procsupervisor.storage.base import CrashDestination, CrashNotFound, CrashSource
@@ -264,7 +264,7 @@ def _set_title(index: int, state: str) -> None:
 
 
 def _serve(index: int, channel: BlockingChannel, config: Config) -> int:
-    logging.getLogger("procsupervisor").setLevel(config.log_level)
+    set_level(config.log_level)  # the config this worker was forked with, even mid-reload
     handler = CrashHandler(config)
     try:
         channel.send(

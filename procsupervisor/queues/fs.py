@@ -32,6 +32,9 @@ RELIST_INTERVAL_S = 0.02
 # Between listings, an unchanged folder mtime means nothing new arrived; a listing is still
 # forced this often, in case two changes fell within one tick of the filesystem's clock.
 FULL_RELIST_S = 1.0
+# File names end in `<pid>-<seq>`; one counter per process (not per instance) keeps them unique
+# when one process holds several queue clients, e.g. the supervisor across a reload.
+_SEQUENCE = itertools.count()
 
 
 class FSQueue(CrashQueue):
@@ -47,7 +50,6 @@ class FSQueue(CrashQueue):
         self._pending: dict[str, deque[str]] = {q: deque() for q in self.queue_names}
         self._listed_at: dict[str, float] = dict.fromkeys(self.queue_names, float("-inf"))
         self._listed_mtime: dict[str, int] = dict.fromkeys(self.queue_names, -1)
-        self._seq = itertools.count()
 
     @classmethod
     def from_options(
@@ -63,8 +65,7 @@ class FSQueue(CrashQueue):
 
     def _put(self, queue: str, message: dict[str, Any], delay_s: float) -> None:
         ready_ns = time.time_ns() + int(delay_s * 1e9)
-        name = f"{ready_ns:020d}-{os.getpid()}-{next(self._seq):010d}"
-        self._write_atomically(self._folder(self._ready, queue) / name, message)
+        self._write_atomically(self._folder(self._ready, queue) / _message_name(ready_ns), message)
         self._listed_mtime[queue] = -1  # our own change: the next get must look again
 
     def _write_atomically(self, path: Path, message: Mapping[str, Any]) -> None:
@@ -132,8 +133,7 @@ class FSQueue(CrashQueue):
             "reason": reason,
             "dead_lettered_at": time.time(),
         }
-        name = f"{time.time_ns():020d}-{os.getpid()}-{next(self._seq):010d}"
-        self._write_atomically(self._dead / name, message)
+        self._write_atomically(self._dead / _message_name(time.time_ns()), message)
         _unlink(delivery.tag)
 
     # -- maintenance --------------------------------------------------------------------------
@@ -149,11 +149,15 @@ class FSQueue(CrashQueue):
         return letters
 
     def requeue_dead(self) -> int:
+        """Requeue every readable dead letter; a damaged one stays where it is (as in
+        `dead_letters`), so one bad file never blocks the rest."""
         moved = 0
         for path in sorted(self._dead.iterdir()):
             try:
                 letter = json.loads(path.read_bytes())
-            except FileNotFoundError:
+            except (OSError, ValueError):
+                continue
+            if not isinstance(letter, dict):
                 continue
             queue = letter.get("queue")
             if queue not in self._ready:
@@ -188,6 +192,11 @@ class FSQueue(CrashQueue):
             return folders[queue]
         except KeyError:
             raise ValueError(f"unknown queue {queue!r} (known: {', '.join(self.queue_names)})")
+
+
+def _message_name(ns: int) -> str:
+    """`<ns>-<pid>-<seq>`: sorts by time, unique across processes and within one."""
+    return f"{ns:020d}-{os.getpid()}-{next(_SEQUENCE):010d}"
 
 
 def _checked_body(body: str) -> str:

@@ -403,18 +403,31 @@ class RabbitMQQueue(CrashQueue):
         raise ConnectionError(f"publish to {queue} failed: {_describe(last_error)}")
 
     def requeue_dead(self) -> int:
-        """Move every dead-lettered message back to its origin queue with a fresh attempt count."""
+        """Move every dead-lettered message back to its origin queue with a fresh attempt count.
+
+        Raises ConnectionError (saying how many were already moved) if the broker goes away;
+        the message being moved stays dead-lettered (unacked), so running it again loses
+        nothing (at worst that crash is queued twice, and processing it twice is harmless).
+        """
+        import pika
+
         moved = 0
         if not self._ensure_connected():
             raise ConnectionError(f"cannot connect to RabbitMQ at {_safe_url(self.url)}")
-        while True:
-            method, properties, body = self._channel.basic_get(self.deadletter_queue)
-            if method is None:
-                return moved
-            target = self._origin_queue(dict(properties.headers or {}))
-            self._publish(target, body.decode("utf-8", "replace"), None)
-            self._channel.basic_ack(delivery_tag=method.delivery_tag)
-            moved += 1
+        try:
+            while True:
+                method, properties, body = self._channel.basic_get(self.deadletter_queue)
+                if method is None:
+                    return moved
+                target = self._origin_queue(dict(properties.headers or {}))
+                self._publish(target, body.decode("utf-8", "replace"), None)
+                self._channel.basic_ack(delivery_tag=method.delivery_tag)
+                moved += 1
+        except (pika.exceptions.AMQPError, OSError) as exc:
+            self._broken("requeue_dead", exc)
+            raise ConnectionError(
+                f"requeue-dead stopped after moving {moved}: {_describe(exc)}"
+            ) from exc
 
     def _origin_queue(self, headers: Mapping[str, Any]) -> str:
         """Where a dead letter came from: our header, else the broker's x-death record (a

@@ -1,4 +1,5 @@
-"""JSON encoding shared by the production backends, and the crash id a save is keyed by.
+"""JSON encoding shared by the production backends, the crash id a save is keyed by, and how
+they read a date out of a crash.
 
 Socorro serialized raw and processed crashes with a JSON encoder that writes dates and datetimes
 as ISO 8601 strings (SOCORRO.md section 3); every backend here does the same so the copies in S3,
@@ -42,7 +43,7 @@ def _finite(value: Any) -> Any:
         return value if value == value and value not in (float("inf"), float("-inf")) else None
     if isinstance(value, Mapping):
         return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
+    if isinstance(value, list | tuple | set | frozenset):
         return [_finite(v) for v in value]
     return value
 
@@ -59,3 +60,25 @@ def crash_id_of(raw_crash: Mapping[str, Any], processed_crash: Mapping[str, Any]
         if value:
             return crashid.validate(value)
     raise crashid.InvalidCrashId("crash has no crash id (uuid / crash_id)")
+
+
+def to_datetime(value: Any) -> dt.datetime | None:
+    """A crash's date value (datetime, date, epoch seconds or ISO 8601 text) as an aware
+    datetime (naive ones are UTC), or None when it is not a date."""
+    if isinstance(value, dt.datetime):
+        moment = value
+    elif isinstance(value, dt.date):
+        moment = dt.datetime.combine(value, dt.time())
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        try:
+            return dt.datetime.fromtimestamp(value, dt.UTC)
+        except (OverflowError, OSError, ValueError):
+            return None
+    elif isinstance(value, str):
+        try:
+            moment = dt.datetime.fromisoformat(value.strip())
+        except ValueError:
+            return None
+    else:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)

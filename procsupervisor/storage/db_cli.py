@@ -59,10 +59,9 @@ def _run_migrations(dsn: str, schema: str, *, require_initialized: bool) -> None
             raise click.ClickException(
                 f"schema {schema!r} is not initialized: run `procsupervisor db init` first"
             )
-        try:
-            applied = pg_schema.migrate(connection, schema)
-        except psycopg2.Error as exc:
-            raise click.ClickException(f"migration failed: {str(exc).strip()}")
+        applied = pg_schema.migrate(connection, schema)
+    except psycopg2.Error as exc:  # e.g. no permission to create the schema or read it
+        raise click.ClickException(f"migration failed: {str(exc).strip()}")
     finally:
         connection.close()
     if applied:
@@ -83,7 +82,12 @@ schema_option = click.option("--schema", default=None, help="Schema name (defaul
 
 @click.group("db")
 def db() -> None:
-    """Create or migrate the PostgreSQL destination's tables."""
+    """Create or migrate the PostgreSQL destination's tables.
+
+    The DSN and schema come from --dsn / --schema, else from [destinations] postgres_dsn /
+    postgres_schema in the --config file (or $PROCSUPERVISOR_CONFIG); the environment
+    variable PROCSUPERVISOR_DESTINATIONS_POSTGRES_DSN overrides the file's DSN.
+    """
 
 
 @db.command("init")

@@ -3,9 +3,9 @@
 The index is created once per process with the mapping from `es_mapping`; the document holds
 only fields that the mapping (and the live index's mapping) knows. When ES still rejects a
 document because of one field, that field is removed, named in `removed_fields`, and the save
-retried, up to `attempts` times; connection errors and overload (429/5xx) are retried with
-backoff. Unlike Socorro, a document that still cannot be indexed raises, so the crash is
-retried through the queue instead of silently missing from search.
+retried, up to `attempts` times; connection errors, timeouts and overload (429/502/503/504)
+are retried with backoff. Unlike Socorro, a document that still cannot be indexed raises, so
+the crash is retried through the queue instead of silently missing from search.
 """
 
 from __future__ import annotations
@@ -145,7 +145,7 @@ class ESCrashStorage(CrashDestination):
     def save_processed(
         self, raw_crash: Mapping[str, Any], processed_crash: Mapping[str, Any]
     ) -> None:
-        from elasticsearch import ApiError, BadRequestError
+        from elasticsearch import ApiError, BadRequestError, ConnectionTimeout
         from elasticsearch import ConnectionError as ESConnectionError
 
         crash_id = crashjson.crash_id_of(raw_crash, processed_crash)
@@ -164,17 +164,20 @@ class ESCrashStorage(CrashDestination):
                     size = len(crashjson.dumps(document))
                     self.metrics.histogram("processor.es.crash_document_size", size)
                 self.client.index(index=index, id=crash_id, document=document)
-            except ESConnectionError as exc:
-                last_problem = f"connection error: {exc}"
-                self._failed(started, "connection")
+            except (ESConnectionError, ConnectionTimeout) as exc:
+                # A timeout is not a ConnectionError in the client's hierarchy, but it is the
+                # same outage seen from here; indexing again by id is harmless if it did land.
+                kind = "timeout" if isinstance(exc, ConnectionTimeout) else "connection"
+                last_problem = f"{kind} error: {exc}"
+                self._failed(started, kind)
                 self._pause(attempt)
                 continue
             except BadRequestError as exc:
-                self._failed(started, _error_tag(exc))
                 field = field_from_error(exc)
                 if document is None or field is None or not _remove_field(document, field):
-                    self.metrics.incr("processor.es.indexerror", tags={"error": "unhandled"})
+                    self._failed(started, "unhandled")
                     raise TransientStorageError(f"elasticsearch rejected {crash_id}: {exc}")
+                self._failed(started, _error_tag(exc))
                 removed.append(field)
                 document["removed_fields"] = " ".join(removed)
                 last_problem = f"field {field} rejected"
@@ -196,10 +199,10 @@ class ESCrashStorage(CrashDestination):
         )
 
     def _failed(self, started: float, error: str) -> None:
+        """One failed attempt: its timing, and one `es.indexerror` tagged with what failed."""
         elapsed_ms = (time.perf_counter() - started) * 1000
         self.metrics.timing("processor.es.index", elapsed_ms, tags={"outcome": "failed"})
-        if error != "unhandled":
-            self.metrics.incr("processor.es.indexerror", tags={"error": error})
+        self.metrics.incr("processor.es.indexerror", tags={"error": error})
 
     def _pause(self, attempt: int) -> None:
         if attempt < self.attempts:

@@ -15,6 +15,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from procsupervisor.storage import crashjson
+
 MAX_KEYWORD_CHARS = 10_000  # Socorro's MAX_KEYWORD_FIELD_VALUE_SIZE
 MAX_TERM_BYTES = 32_766  # Lucene's limit on one indexed term, in UTF-8 bytes
 INTEGER_RANGES = {
@@ -262,25 +264,8 @@ def to_double(value: Any) -> float | None:
 
 
 def to_date(value: Any) -> str | None:
-    if isinstance(value, dt.datetime):
-        moment = value
-    elif isinstance(value, dt.date):
-        return value.isoformat()
-    elif isinstance(value, int | float) and not isinstance(value, bool):
-        try:
-            moment = dt.datetime.fromtimestamp(value, dt.UTC)
-        except (OverflowError, OSError, ValueError):
-            return None
-    elif isinstance(value, str):
-        try:
-            moment = dt.datetime.fromisoformat(value.strip())
-        except ValueError:
-            return None
-    else:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.UTC)
-    return moment.isoformat()
+    moment = crashjson.to_datetime(value)
+    return moment.isoformat() if moment else None
 
 
 def to_boolean(value: Any) -> bool:
@@ -292,10 +277,8 @@ def to_boolean(value: Any) -> bool:
 
 def index_name(template: str, processed_crash: Mapping[str, Any], fallback: dt.date) -> str:
     """The weekly index (`socorro%Y%W`) for the crash's date_processed, else its crash-id date."""
-    when: dt.date = fallback
-    stamp = to_date(processed_crash.get("date_processed"))
-    if stamp:
-        when = dt.datetime.fromisoformat(stamp).astimezone(dt.UTC).date()
+    moment = crashjson.to_datetime(processed_crash.get("date_processed"))
+    when = moment.astimezone(dt.UTC).date() if moment else fallback
     return when.strftime(template)
 
 

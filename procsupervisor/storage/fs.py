@@ -34,6 +34,8 @@ from procsupervisor.storage.base import (
 
 # Dump names become path components: letters, digits, `_`, `-`, `.`; no leading dot.
 DUMP_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$")
+# Folders under v1/ that hold other parts of a crash: a dump named like one would overwrite it.
+RESERVED_DUMP_NAMES = frozenset({"raw_crash", "dump_names", "processed_crash"})
 MAX_JSON_BYTES = 20 * 1024 * 1024
 
 
@@ -45,7 +47,7 @@ def dump_key_name(dump_name: str) -> str:
     """The key component a dump is stored under (Socorro stores the main dump as `dump`)."""
     if dump_name in ("", MAIN_DUMP_NAME):
         return "dump"
-    if not DUMP_NAME_RE.match(dump_name) or dump_name in ("raw_crash", "dump_names"):
+    if not DUMP_NAME_RE.match(dump_name) or dump_name in RESERVED_DUMP_NAMES:
         raise InvalidDumpName(f"invalid dump name: {dump_name!r:.80}")
     return dump_name
 

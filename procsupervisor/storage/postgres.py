@@ -116,6 +116,9 @@ class PostgresCrashStorage(CrashDestination):
             version = pg_schema.current_version(self._connection, self.schema)
             self._connection.rollback()
             if version < pg_schema.LATEST_VERSION:
+                # Dropped so that the next save checks again (and keeps naming the fix)
+                # instead of reusing this connection and failing on a missing table.
+                self._drop_connection()
                 # Not retryable by waiting, but it is an operator fix: keep the crash queued.
                 raise TransientStorageError(
                     f"PostgreSQL schema {self.schema!r} is at version {version}, needs "
@@ -268,7 +271,7 @@ def convert(value: Any, column: pg_schema.ReportColumn) -> Any:
     if column.kind == "bool":
         return to_bool(value)
     if column.kind == "timestamp":
-        return to_timestamp(value)
+        return crashjson.to_datetime(value)
     raise ValueError(f"unknown column kind {column.kind}")
 
 
@@ -297,24 +300,6 @@ def to_bool(value: Any) -> bool | None:
     if text in PSEUDO_FALSE:
         return False
     return None
-
-
-def to_timestamp(value: Any) -> dt.datetime | None:
-    if isinstance(value, dt.datetime):
-        moment = value
-    elif isinstance(value, dt.date):
-        moment = dt.datetime.combine(value, dt.time())
-    elif isinstance(value, int | float) and not isinstance(value, bool):
-        try:
-            return dt.datetime.fromtimestamp(value, dt.UTC)
-        except (OverflowError, OSError, ValueError):
-            return None
-    else:
-        try:
-            moment = dt.datetime.fromisoformat(str(value).strip())
-        except ValueError:
-            return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
 def jsonb_text(value: Mapping[str, Any]) -> str:

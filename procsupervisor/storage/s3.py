@@ -35,6 +35,10 @@ from procsupervisor.storage.base import (
 
 # Dump names become part of a key; Socorro's are form-field names like upload_file_minidump_browser.
 DUMP_NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
+# A dump named like another object kind would overwrite (or forge) that object's key.
+RESERVED_DUMP_NAMES = frozenset({"dump_names", "raw_crash", "processed_crash"})
+# Older collectors called the main dump "dump" or left its name empty.
+MAIN_DUMP_ALIASES = frozenset({"", "dump", MAIN_DUMP_NAME})
 NOT_FOUND_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
 
 
@@ -113,9 +117,9 @@ class S3CrashStorage(CrashSource, CrashDestination):
         return f"{self.prefix}v1/dump_names/{crashid.validate(crash_id)}"
 
     def dump_key(self, dump_name: str, crash_id: str) -> str:
-        if dump_name in ("", MAIN_DUMP_NAME, "dump"):
+        if dump_name in MAIN_DUMP_ALIASES:
             kind = "dump"
-        elif DUMP_NAME_RE.match(dump_name) and dump_name not in ("dump_names", "raw_crash"):
+        elif DUMP_NAME_RE.match(dump_name) and dump_name not in RESERVED_DUMP_NAMES:
             kind = dump_name
         else:
             raise ValueError(f"unusable dump name: {dump_name!r:.80}")
@@ -184,7 +188,7 @@ class S3CrashStorage(CrashSource, CrashDestination):
     def get_dumps(self, crash_id: str) -> dict[str, bytes]:
         dumps: dict[str, bytes] = {}
         for dump_name in self.get_dump_names(crash_id):
-            canonical = MAIN_DUMP_NAME if dump_name in ("", "dump") else dump_name
+            canonical = _canonical_dump_name(dump_name)
             try:
                 key = self.dump_key(canonical, crash_id)
             except ValueError as exc:
@@ -205,7 +209,7 @@ class S3CrashStorage(CrashSource, CrashDestination):
         # Antenna's order: dump names, dumps, then the raw crash last, because the raw crash
         # object is what marks the crash as complete for anything watching the bucket.
         keyed_dumps = [(self.dump_key(name, crash_id), data) for name, data in dumps.items()]
-        names = [MAIN_DUMP_NAME if n in ("", "dump") else n for n in dumps]
+        names = [_canonical_dump_name(name) for name in dumps]
         names_json = crashjson.dumps(names).encode()
         self._put(self.dump_names_key(crash_id), names_json, "application/json")
         for key, data in keyed_dumps:
@@ -243,6 +247,10 @@ class S3CrashStorage(CrashSource, CrashDestination):
         if self._client is not None and self._client_pid == os.getpid():
             self._client.close()
         self._client = None
+
+
+def _canonical_dump_name(dump_name: str) -> str:
+    return MAIN_DUMP_NAME if dump_name in MAIN_DUMP_ALIASES else dump_name
 
 
 def _translate(exc: Exception, key: str) -> Exception:

@@ -264,6 +264,7 @@ class Supervisor:
     def reload(self) -> dict[str, Any]:
         """Re-read the config; on error keep running as before and report it."""
         old = self.config
+        new_metrics = None
         try:
             new = config_module.load(old.path, data_dir=old.data_dir, overrides=old.overrides)
             new_metrics = make_metrics(new) if new.statsd != old.statsd else None
@@ -271,6 +272,8 @@ class Supervisor:
             if new.queue != old.queue:
                 new_queue = make_queue(new, new_metrics or self.metrics)
         except (ConfigError, OSError, ImportError, ValueError) as exc:
+            if new_metrics is not None:  # made for a config that is not taking over
+                new_metrics.close()
             self.last_reload_error = str(exc)
             log_event(log, logging.ERROR, "reload failed, keeping the running config",
                       error=str(exc))
@@ -302,7 +305,13 @@ class Supervisor:
     # == workers: spawning, retiring, reaping =====================================================
 
     def _maintain_pool(self, now: float) -> None:
-        if self.hard_stop or (self.draining and not self.poison_tasks):
+        if self.hard_stop:
+            return
+        if self.draining and not self.poison_tasks:
+            # Stopping: every worker that is done (or was never given a crash) goes.
+            for worker in self.workers.values():
+                if worker.state == IDLE:
+                    self._send_stop(worker)
             return
         active = {w.index: w for w in self.workers.values() if not w.retiring}
         target = self.target if not self.draining else max(1, self.target)
@@ -342,7 +351,8 @@ class Supervisor:
         for worker in self.workers.values():
             if worker.state == BUSY and worker.assignment is not None:
                 if now - worker.assignment.started > deadline_s:
-                    worker.kill(f"deadline of {deadline_s:g}s exceeded")
+                    worker.kill(f"deadline of {deadline_s:g}s exceeded in stage"
+                                f" {worker.assignment.stage}")
             elif worker.state == STARTING and now - worker.spawned_at > START_TIMEOUT_S:
                 worker.kill("not ready in time")
             elif worker.state == STOPPING and now - worker.stop_sent > STOP_TIMEOUT_S:
@@ -353,10 +363,6 @@ class Supervisor:
             self.hard_stop = True
             for worker in self.workers.values():
                 worker.kill("graceful timeout")
-        if self.draining and not self.hard_stop and not self.poison_tasks:
-            for worker in self.workers.values():
-                if worker.state == IDLE:
-                    self._send_stop(worker)
 
     def _reap(self, block: bool = False) -> None:
         while self.workers:
@@ -445,9 +451,7 @@ class Supervisor:
         if isinstance(message.get("cache_stats"), dict):
             worker.cache_stats = message["cache_stats"]
         if kind == "ready" and worker.state == STARTING:
-            worker.state = IDLE
-            if worker.retiring or (self.draining and not self.poison_tasks):
-                self._send_stop(worker)
+            worker.state = IDLE  # a retiring or draining pool stops it later in this turn
             return
         task = worker.assignment
         if task is None or message.get("crash_id") != task.delivery.crash_id:
@@ -545,7 +549,9 @@ class Supervisor:
         if self.hard_stop:
             return
         for worker in self.workers.values():
-            if worker.state != IDLE or worker.retiring:
+            # A killed worker can still report the result it sent just before the kill (and so
+            # turn idle) until it is reaped: a crash handed to it now would be lost with it.
+            if worker.state != IDLE or worker.retiring or worker.kill_reason is not None:
                 continue
             if self.poison_tasks:
                 poison = self.poison_tasks.popleft()

@@ -32,7 +32,7 @@ class Assignment:
     queue: CrashQueue
     started: float  # monotonic
     poison_reason: str | None = None  # set when the task is saving a poison record
-    stage: str = "sent"
+    stage: str = "sent"  # then the worker's last `progress`: fetch, process, save
 
 
 @dataclass
@@ -87,6 +87,7 @@ class WorkerHandle:
             "pid": self.pid,
             "state": self.state,
             "crash_id": self.crash_id,
+            "stage": self.assignment.stage if self.assignment else None,
             "busy_s": busy_s,
             "processed": self.processed,
             "failed": self.failed,

@@ -32,17 +32,23 @@ class Counters:
     def completed(self, ok: bool) -> None:
         if ok:
             self.processed += 1
-            self._completions.append(time.monotonic())
+            now = time.monotonic()
+            self._completions.append(now)
+            # Trimmed here too, not only when status asks: unasked, the window would grow by
+            # one entry per crash for the life of the supervisor.
+            self._forget_older_than_window(now)
         else:
             self.failed += 1
 
     def per_s(self, uptime_s: float) -> float:
         """Crashes processed per second over the last few seconds."""
-        now = time.monotonic()
-        while self._completions and now - self._completions[0] > RATE_WINDOW_S:
-            self._completions.popleft()
+        self._forget_older_than_window(time.monotonic())
         window = min(RATE_WINDOW_S, max(uptime_s, 1e-3))
         return round(len(self._completions) / window, 2)
+
+    def _forget_older_than_window(self, now: float) -> None:
+        while self._completions and now - self._completions[0] > RATE_WINDOW_S:
+            self._completions.popleft()
 
     def snapshot(self, uptime_s: float) -> tuple[dict[str, Any], dict[str, Any]]:
         queues = {name: asdict(c) for name, c in self.queues.items()}

@@ -52,4 +52,6 @@ class MajorVersionRule(Rule):
     def action(self, ctx: CrashContext) -> None:
         version = ctx.processed.get("version") or ""
         head = version.split(".", 1)[0]
-        ctx.processed["major_version"] = int(head) if head.isdigit() and len(head) < 10 else 0
+        # isdigit alone lets through digits int() refuses ("²"): ASCII only
+        is_number = head.isascii() and head.isdigit() and len(head) < 10
+        ctx.processed["major_version"] = int(head) if is_number else 0

@@ -25,18 +25,22 @@ def crashing_frames(processed: dict[str, Any]) -> list[dict[str, Any]] | None:
     return [frame for frame in frames if isinstance(frame, dict)]
 
 
+def _source_file(frame: Any) -> str | None:
+    file = frame.get("file") if isinstance(frame, dict) else None
+    return file if isinstance(file, str) and file else None
+
+
 class TopMostFilesRule(Rule):
     """`topmost_filenames`: the first source file in the crashing stack, inlines first."""
 
     def action(self, ctx: CrashContext) -> None:
         for frame in crashing_frames(ctx.processed) or []:
-            for inline in frame.get("inlines") or []:
-                if isinstance(inline, dict) and isinstance(inline.get("file"), str):
-                    ctx.processed["topmost_filenames"] = inline["file"]
+            inlines = frame.get("inlines")
+            for candidate in [*(inlines if isinstance(inlines, list) else []), frame]:
+                file = _source_file(candidate)
+                if file is not None:
+                    ctx.processed["topmost_filenames"] = file
                     return
-            if isinstance(frame.get("file"), str) and frame["file"]:
-                ctx.processed["topmost_filenames"] = frame["file"]
-                return
 
 
 def _modules(processed: dict[str, Any]) -> list[dict[str, Any]]:

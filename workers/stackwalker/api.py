@@ -53,7 +53,8 @@ def walk_minidump(
     """Process one minidump. `deadline_s` bounds the walking time (threads walked after it
     expires keep only what was found so far and are marked truncated).
 
-    An mmap must stay open while the result is used: streams are read from it lazily."""
+    An mmap must stay open while the result is used: streams are read from it lazily. The
+    result's views pin the map, so drop the result before closing it (else BufferError)."""
     deadline = None if deadline_s is None else time.monotonic() + deadline_s
     try:
         state = process_minidump(
@@ -61,7 +62,8 @@ def walk_minidump(
         )
     except Exception as exc:  # the contract: a status, never an exception
         log.exception("stackwalker failed")
-        return ProcessResult(STATUS_INTERNAL_ERROR, [f"stackwalker failed: {type(exc).__name__}"])
+        note = f"stackwalker failed: {type(exc).__name__}: {exc}"
+        return ProcessResult(STATUS_INTERNAL_ERROR, [note])
     return ProcessResult(state.status, state.notes, state)
 
 

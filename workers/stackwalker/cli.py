@@ -29,8 +29,9 @@ def _walk(dump: Path, provider: SymbolProvider | None, deadline_s: float | None)
     "--symbols-path",
     "symbols_paths",
     multiple=True,
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Breakpad symbol root (<debug_file>/<debug_id>/<name>.sym); repeatable, first hit wins.",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Breakpad symbol root (<debug_file>/<debug_id>/<name>.sym); repeatable, first hit wins."
+    " Without one, frames are not symbolized.",
 )
 @click.option(
     "--cache-dir",
@@ -42,7 +43,12 @@ def _walk(dump: Path, provider: SymbolProvider | None, deadline_s: float | None)
     "--machine-readable", "-m", "machine", is_flag=True, help="Print Breakpad's -m text (default)."
 )
 @click.option("--pretty", is_flag=True, help="Indent the JSON output.")
-@click.option("--timeout", type=float, default=None, help="Stop walking after this many seconds.")
+@click.option(
+    "--timeout",
+    type=float,
+    default=None,
+    help="Stop walking after this many seconds; unfinished threads are marked truncated.",
+)
 def stackwalk(
     dump: Path,
     symbols_paths: tuple[Path, ...],
@@ -55,6 +61,8 @@ def stackwalk(
     """Walk the stacks of DUMP, a minidump file."""
     if as_json and machine:
         raise click.UsageError("--json and --machine-readable are exclusive")
+    if cache_dir is not None and not symbols_paths:
+        raise click.UsageError("--cache-dir caches symbol files: give a --symbols-path too")
     result = _walk(dump, _provider(symbols_paths, cache_dir), timeout)
     if as_json:
         text = json.dumps(result.to_json_dump(), indent=2 if pretty else None, sort_keys=pretty)

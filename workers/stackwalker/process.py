@@ -57,7 +57,9 @@ class DumpSymbols:
             try:
                 self._by_code_file[key] = self._provider.get_symbols(module)
             except Exception as exc:  # a broken symbol file must not fail the whole dump
-                self._notes.append(f"symbols for {key!r} failed to load: {type(exc).__name__}")
+                self._notes.append(
+                    f"symbols for {key!r} failed to load: {type(exc).__name__}: {exc}"
+                )
                 self._by_code_file[key] = None
         return self._by_code_file[key]
 

@@ -111,7 +111,6 @@ PRINT_ORDER = {
     "arm": [f"r{i}" for i in range(11)] + ["r12", "fp", "sp", "lr", "pc"],
     "arm64": [f"x{i}" for i in range(29)] + ["fp", "lr", "sp", "pc"],
 }  # fmt: skip
-WORD_BYTES = {"x86": 4, "arm": 4, "amd64": 8, "arm64": 8}
 
 
 class UnsupportedContext(MinidumpFormatError):

@@ -93,9 +93,6 @@ class Minidump:
             self.notes.append(f"{name} stream unreadable: {exc}")
             return None
 
-    def has_stream(self, stream_type: int) -> bool:
-        return stream_type in self.streams
-
     @cached_property
     def system_info(self) -> SystemInfo | None:
         return self._parse(st.SYSTEM_INFO, "SystemInfo", lambda s: parse_system_info(s, self.file))

@@ -19,7 +19,7 @@ def text(stream: ByteView) -> str:
 
 
 def key_value_lines(stream: ByteView, separator: str) -> dict[str, str]:
-    """`key : value` (cpuinfo, status) or `KEY=VALUE` (lsb-release) lines; first key wins."""
+    """`key: value` (/proc/self/status) or `KEY=VALUE` (lsb-release) lines; first key wins."""
     result: dict[str, str] = {}
     for line in text(stream).splitlines():
         key, sep, value = line.partition(separator)

@@ -117,10 +117,6 @@ class ModuleMap:
         found = self._loaded.find(address) or self._unloaded.find(address)
         return found.module if found else None
 
-    def loaded_module_for_address(self, address: int) -> CodeModule | None:
-        found = self._loaded.find(address)
-        return found.module if found else None
-
     def __iter__(self) -> Iterator[CodeModule]:
         return (r.module for r in self._loaded.ranges)
 

@@ -25,8 +25,8 @@ def _compiled(fmt: str) -> struct.Struct:
 class ByteView:
     """A window [start, start + size) over the file's bytes.
 
-    Offsets given to the read methods are relative to the window's start. `file_view()` gives
-    the whole file, which is where RVAs point.
+    Offsets given to the read methods are relative to the window's start; RVAs are offsets into
+    the view of the whole file.
     """
 
     __slots__ = ("_buf", "_start", "size", "little_endian", "_prefix")
@@ -50,13 +50,6 @@ class ByteView:
         self.little_endian = little_endian
         self._prefix = "<" if little_endian else ">"
 
-    def file_view(self) -> ByteView:
-        return ByteView(self._buf, little_endian=self.little_endian)
-
-    @property
-    def start(self) -> int:
-        return self._start
-
     def check(self, offset: int, size: int) -> None:
         if offset < 0 or size < 0 or offset + size > self.size:
             raise MinidumpFormatError(
@@ -77,9 +70,6 @@ class ByteView:
         compiled = _compiled(self._prefix + fmt)
         self.check(offset, compiled.size)
         return compiled.unpack_from(self._buf, self._start + offset)
-
-    def u8(self, offset: int) -> int:
-        return self.unpack("B", offset)[0]
 
     def u16(self, offset: int) -> int:
         return self.unpack("H", offset)[0]

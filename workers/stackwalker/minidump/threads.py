@@ -1,4 +1,5 @@
-"""ThreadList (3), ThreadExList (8) and ThreadNames (24) (MINIDUMP.md sections 3.1, 3.8)."""
+"""ThreadList (3) and ThreadNames (24) (MINIDUMP.md sections 3.1, 3.8). Breakpad ignores
+ThreadExList (8), and so does the walker."""
 
 from __future__ import annotations
 
@@ -13,7 +14,6 @@ from procsupervisor.workers.stackwalker.minidump.reader import (
 from procsupervisor.workers.stackwalker.minidump.strings import read_minidump_string
 
 THREAD_SIZE = 48
-THREAD_EX_SIZE = 64
 THREAD_NAME_SIZE = 12
 MAX_THREADS = 4096
 
@@ -39,10 +39,6 @@ def _thread(entry: ByteView) -> RawThread:
 
 def parse_thread_list(stream: ByteView) -> list[RawThread]:
     return [_thread(e) for e in list_entries(stream, THREAD_SIZE, MAX_THREADS)]
-
-
-def parse_thread_ex_list(stream: ByteView) -> list[RawThread]:
-    return [_thread(e) for e in list_entries(stream, THREAD_EX_SIZE, MAX_THREADS)]
 
 
 def parse_thread_names(stream: ByteView, file: ByteView) -> dict[int, str]:

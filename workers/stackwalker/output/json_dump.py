@@ -172,14 +172,17 @@ def _pid(dump: Minidump) -> int | None:
         return dump.misc_info.process_id
     status = dump.linux_proc_status or {}
     pid = status.get("Pid", "")
-    return int(pid) if pid.isdigit() else None
+    # isdigit() alone accepts "²", which int() refuses
+    return int(pid) if pid.isascii() and pid.isdigit() else None
 
 
 def _soft_errors(dump: Minidump) -> Any:
+    """The MozSoftErrors stream's JSON; None when absent or unreadable (a hostile nesting depth
+    raises RecursionError, not ValueError)."""
     try:
         view = dump.stream(stream_types.MOZ_SOFT_ERRORS)
         return None if view is None else json.loads(text(view))
-    except (MinidumpFormatError, ValueError):
+    except (MinidumpFormatError, ValueError, RecursionError):
         return None
 
 

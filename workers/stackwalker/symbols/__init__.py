@@ -17,22 +17,13 @@ Names are decoded as UTF-8 with replacement characters for invalid bytes.
 
 from __future__ import annotations
 
-import mmap
-
 from procsupervisor.workers.stackwalker.symbols.index import SymbolIndex
-from procsupervisor.workers.stackwalker.symbols.layout import SymbolIndexError, serialize_sections
-from procsupervisor.workers.stackwalker.symbols.parser import SymParser
+from procsupervisor.workers.stackwalker.symbols.layout import SymbolIndexError
+from procsupervisor.workers.stackwalker.symbols.parser import parse_sym
 from procsupervisor.workers.stackwalker.symbols.supplier import (
     DirectorySymbolProvider,
     symbol_file_relpath,
 )
-
-
-def parse_sym(data: bytes | bytearray | memoryview | mmap.mmap) -> SymbolIndex:
-    """Parse `.sym` text (the file's raw bytes, or an mmap of the file) into a ready index."""
-    sections, _meta = SymParser().parse(data)
-    return SymbolIndex.from_buffer(serialize_sections(sections), verify=False)
-
 
 __all__ = [
     "DirectorySymbolProvider",

@@ -1,9 +1,10 @@
 """Breakpad `.sym` parser with BasicSourceLineResolver's semantics (BREAKPAD.md §1).
 
-`SymParser.parse(data)` reads the whole text and returns the index sections (tables.py). Records
-are kept in flat arrays, not per-record objects; the common, well-formed shapes of each record go
-through `bytes.split` + `int()` and anything unusual falls back to the exact C-semantics helpers
-in cparse.py, so both give the same answers.
+`SymParser.parse(data)` reads the whole text and returns the index sections (tables.py);
+`parse_sym(data)` lays them out as a ready SymbolIndex. Records are kept in flat arrays, not
+per-record objects; the common, well-formed shapes of each record go through `bytes.split` +
+`int()` and anything unusual falls back to the exact C-semantics helpers in cparse.py, so both
+give the same answers.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ from procsupervisor.workers.stackwalker.symbols.cparse import (
     tokenize_partial,
     unchecked_ulong,
 )
+from procsupervisor.workers.stackwalker.symbols.index import SymbolIndex
+from procsupervisor.workers.stackwalker.symbols.layout import serialize_sections
 from procsupervisor.workers.stackwalker.symbols.tables import NO_STRING, empty_sections
 
 MAX_ERRORS = 100  # Breakpad stops after the 101st counted error
@@ -48,6 +51,12 @@ _LINE_BLOCK = re.compile(rb"(?:%s\n)*%s" % (_LINE_RECORD, _LINE_RECORD))
 
 NO_FUNC = -1  # no current function: line records are errors
 DROPPED_FUNC = -2  # a FUNC that parsed but was not stored: its records are parsed and lost
+
+
+def parse_sym(data: bytes | bytearray | memoryview | mmap.mmap) -> SymbolIndex:
+    """Parse `.sym` text (the file's raw bytes, or an mmap of the file) into a ready index."""
+    sections, _meta = SymParser().parse(data)
+    return SymbolIndex.from_buffer(serialize_sections(sections), verify=False)
 
 
 class _Bail(Exception):
@@ -220,9 +229,9 @@ class SymParser:
         delta_rules = self._delta_rules
         for match in _KEYWORD_LINE.finditer(chunk):
             start = match.start()
-            if start > pos + 1:
+            if start > pos:
                 self._line_block(chunk[pos:start])
-            pos = match.end()
+            pos = match.end() + 1  # past the keyword line's newline
             line = match.group()
             if line.startswith(b"STACK CFI "):
                 # the bulk of a large file's keyword lines: plain deltas are handled inline
@@ -242,7 +251,7 @@ class SymParser:
                     continue
             if not keyword_line(line):
                 self._line_records([line])
-        if pos + 1 < len(chunk):
+        if pos < len(chunk):
             self._line_block(chunk[pos:])
 
     def _line_block(self, block: bytes) -> None:
@@ -253,13 +262,13 @@ class SymParser:
         if cur == NO_FUNC or _LINE_BLOCK.fullmatch(body) is None:
             self._line_records(body.split(b"\n"))
             return
+        if cur < 0:
+            return  # well-formed records of a FUNC that was not stored: nothing to keep
         tokens = body.replace(b"\n", b" ").split(b" ")
         bases = list(map(int, tokens[0::4], repeat(16)))
         sizes = list(map(int, tokens[1::4], repeat(16)))
         numbers = list(map(int, tokens[2::4]))
         file_ids = list(map(int, tokens[3::4]))
-        if cur < 0:
-            return  # well-formed records of a FUNC that was not stored
         ends = list(map(add, bases, sizes))
         if 0 in sizes or bases[0] <= self._cur_last_high or not all(map(le, ends[:-1], bases[1:])):
             self._line_records(body.split(b"\n"))
@@ -342,7 +351,7 @@ class SymParser:
 
     def _keyword_line(self, line: bytes) -> bool:
         """Handle a keyword record; False if the line is not one (then it is a line record)."""
-        if line.startswith(b"STACK CFI ") and self._stack_cfi_fast(line):
+        if line.startswith(b"STACK CFI INIT ") and self._stack_cfi_init_fast(line):
             pass
         elif line.startswith(b"FUNC "):
             self._func(line[5:])
@@ -450,20 +459,12 @@ class SymParser:
             return self._stack_win(body)
         return False
 
-    def _stack_cfi_fast(self, line: bytes) -> bool:
-        """Well-formed `STACK CFI [INIT] ...` lines; False means "use the general path"."""
+    def _stack_cfi_init_fast(self, line: bytes) -> bool:
+        """A well-formed `STACK CFI INIT` line; False means "use the general path". (Deltas
+        are stored by `_feed` directly, or by the general path when unusual.)"""
         parts = line.split(b" ", 3)
-        if len(parts) != 4 or not parts[2] or not parts[3]:
+        if len(parts) != 4 or not parts[3]:
             return False
-        if parts[2] != b"INIT":
-            if parts[2].translate(None, _HEX_CHARS):
-                return False
-            address = int(parts[2], 16)
-            if address > U64_MAX:
-                return False
-            self._delta_addr.append(address)
-            self._delta_rules.append(self._intern(parts[3]))
-            return True
         init = parts[3].split(b" ", 2)
         if len(init) != 3 or not init[2] or init[0].translate(None, _HEX_CHARS):
             return False

@@ -9,8 +9,7 @@ from pathlib import Path
 
 from procsupervisor.workers.stackwalker.model import CodeModule
 from procsupervisor.workers.stackwalker.symbols.index import SymbolIndex
-from procsupervisor.workers.stackwalker.symbols.layout import serialize_sections
-from procsupervisor.workers.stackwalker.symbols.parser import SymParser
+from procsupervisor.workers.stackwalker.symbols.parser import parse_sym
 
 _UNSAFE_COMPONENTS = ("", ".", "..")
 
@@ -43,13 +42,10 @@ def symbol_file_relpath(module: CodeModule) -> str | None:
 def load_sym_file(path: Path) -> SymbolIndex:
     """Parse a `.sym` file; large files are read through an mmap rather than copied in."""
     with path.open("rb") as handle:
-        size = os.fstat(handle.fileno()).st_size
-        if size == 0:
-            sections, _meta = SymParser().parse(b"")
-        else:
-            with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
-                sections, _meta = SymParser().parse(mapped)
-    return SymbolIndex.from_buffer(serialize_sections(sections), verify=False)
+        if os.fstat(handle.fileno()).st_size == 0:
+            return parse_sym(b"")  # an empty file cannot be mapped
+        with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+            return parse_sym(mapped)
 
 
 class DirectorySymbolProvider:
@@ -62,10 +58,6 @@ class DirectorySymbolProvider:
         self.roots = [Path(root) for root in roots]
         self._memo: dict[str, SymbolIndex | None] = {}
         self._lock = threading.Lock()
-
-    def find_file(self, module: CodeModule) -> Path | None:
-        relpath = symbol_file_relpath(module)
-        return None if relpath is None else self._find_relpath(relpath)
 
     def _find_relpath(self, relpath: str) -> Path | None:
         for root in self.roots:

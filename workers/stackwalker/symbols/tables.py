@@ -57,9 +57,6 @@ SECTIONS: tuple[tuple[str, str], ...] = (
     ("win0_program", "I"),
 )
 
-SECTION_NAMES = tuple(name for name, _ in SECTIONS)
-SECTION_TYPES = dict(SECTIONS)
-
 WIN_FIELDS = (
     "prolog_size",
     "epilog_size",
