@@ -297,7 +297,7 @@ class Supervisor:
         self.target = new.supervisor.workers
         set_level(new.log_level)
         for worker in self.workers.values():
-            self._retire(worker)
+            worker.retiring = True  # replaced by one of the new generation
         log_event(log, logging.INFO, "reloaded", generation=self.generation,
                   target_workers=self.target, log_level=new.log_level)
         return {"ok": True, "generation": self.generation}
@@ -305,23 +305,25 @@ class Supervisor:
     # == workers: spawning, retiring, reaping =====================================================
 
     def _maintain_pool(self, now: float) -> None:
+        """Spawn missing workers and send `stop` to idle ones that are to go: retiring ones,
+        and all of them once a graceful stop has nothing left to hand out."""
         if self.hard_stop:
             return
-        if self.draining and not self.poison_tasks:
-            # Stopping: every worker that is done (or was never given a crash) goes.
-            for worker in self.workers.values():
-                if worker.state == IDLE:
-                    self._send_stop(worker)
-            return
-        active = {w.index: w for w in self.workers.values() if not w.retiring}
-        target = self.target if not self.draining else max(1, self.target)
-        for worker in active.values():
-            if worker.index >= target:
-                self._retire(worker)
-        for index in range(target):
-            if index in active or now < self.slot_next_spawn.get(index, 0.0):
-                continue
-            self._spawn(index)
+        stopping = self.draining and not self.poison_tasks
+        if not stopping:
+            active = {w.index: w for w in self.workers.values() if not w.retiring}
+            # While draining, poison records still need a worker to save them.
+            target = self.target if not self.draining else max(1, self.target)
+            for worker in active.values():
+                if worker.index >= target:
+                    worker.retiring = True
+            for index in range(target):
+                if index in active or now < self.slot_next_spawn.get(index, 0.0):
+                    continue
+                self._spawn(index)
+        for worker in self.workers.values():
+            if worker.state == IDLE and (stopping or worker.retiring):
+                self._send_stop(worker)
 
     def _spawn(self, index: int) -> None:
         spawns = self.slot_spawns.get(index, 0)
@@ -332,11 +334,6 @@ class Supervisor:
         self.sel.register(worker.sock.fileno(), selectors.EVENT_READ, ("worker", worker.pid))
         log_event(log, logging.DEBUG, "worker spawned", index=index, pid=worker.pid,
                   generation=self.generation)
-
-    def _retire(self, worker: WorkerHandle) -> None:
-        worker.retiring = True
-        if worker.state == IDLE:
-            self._send_stop(worker)
 
     def _send_stop(self, worker: WorkerHandle) -> None:
         worker.state = STOPPING
@@ -496,20 +493,17 @@ class Supervisor:
                   poison=task.poison_reason is not None, reason=reason,
                   **{f"{k}_ms": v for k, v in (result.get("timings_ms") or {}).items()
                      if isinstance(v, int | float)})
-        if worker.retiring or self._over_memory(worker):
-            self._send_stop(worker)
+        self._retire_if_over_memory(worker)
 
-    def _over_memory(self, worker: WorkerHandle) -> bool:
+    def _retire_if_over_memory(self, worker: WorkerHandle) -> None:
         limit_mb = self.config.supervisor.worker_max_rss_mb
-        if limit_mb is None:
-            return False
+        if limit_mb is None or worker.retiring:
+            return
         rss = worker.rss_bytes()
         if rss is not None and rss > limit_mb * 1024 * 1024:
             log_event(log, logging.INFO, "worker over its memory limit, replacing it",
                       index=worker.index, rss_mb=rss // 1048576, limit_mb=limit_mb)
             worker.retiring = True
-            return True
-        return False
 
     # == queue actions ============================================================================
 
