@@ -94,10 +94,12 @@ class _Where:
         return f"{origin}: section [{section}], key {key!r}"
 
 
-def find_config_path(explicit: str | os.PathLike[str] | None) -> Path | None:
+def find_config_path(
+    explicit: str | os.PathLike[str] | None, environ: Mapping[str, str]
+) -> Path | None:
     if explicit:
         return Path(explicit)
-    env = os.environ.get(CONFIG_ENV)
+    env = environ.get(CONFIG_ENV)
     return Path(env) if env else None
 
 
@@ -114,7 +116,7 @@ def load(
     in the result so a reload applies them again.
     """
     environ = os.environ if environ is None else environ
-    config_path = find_config_path(path)
+    config_path = find_config_path(path, environ)
     sections: dict[str, dict[str, str]] = {name: {} for name in SECTIONS}
     if config_path is not None:
         _read_file(config_path, sections)

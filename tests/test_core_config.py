@@ -30,6 +30,17 @@ def test_embedded_defaults_live_under_the_data_dir(tmp_path: Path) -> None:
     assert cfg.log_level == "INFO"
 
 
+def test_the_config_file_can_come_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write(tmp_path, "[supervisor]\nworkers = 4\n")
+    cfg = config.load(None, environ={"PROCSUPERVISOR_CONFIG": str(path)})
+    assert cfg.path == path and cfg.supervisor.workers == 4
+    # Only the environment given is read, so a caller (or a test) can isolate itself.
+    monkeypatch.setenv("PROCSUPERVISOR_CONFIG", str(path))
+    assert config.load(None, data_dir=tmp_path, environ={}).path is None
+
+
 def test_file_then_environment_then_cli_overrides(tmp_path: Path) -> None:
     path = write(
         tmp_path,

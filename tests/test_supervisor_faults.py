@@ -101,7 +101,7 @@ def test_sigkill_the_supervisor_then_restart_loses_nothing(env) -> None:
     worker_pids = [w["pid"] for w in supervisor.status()["workers"]]
     supervisor.signal(signal.SIGKILL)
     supervisor.wait_exit()
-    deadline = time.monotonic() + 10  # workers die with their supervisor (PDEATHSIG)
+    deadline = time.monotonic() + 30  # workers die with their supervisor (PDEATHSIG)
     while time.monotonic() < deadline and any(_alive(pid) for pid in worker_pids):
         time.sleep(0.05)
     assert not any(_alive(pid) for pid in worker_pids), "orphaned workers"

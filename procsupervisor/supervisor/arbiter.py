@@ -703,9 +703,3 @@ def _describe_exit(status: int) -> str:
             name = str(signum)
         return f"killed by {name}"
     return f"exited with code {os.waitstatus_to_exitcode(status)}"
-
-
-def run(config: Config) -> int:
-    """Start a supervisor in this process and run it until it stops."""
-    return Supervisor(config).run()
-

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import errno
-import logging
 import os
+import signal
 import socket
 import time
 from dataclasses import dataclass, field
@@ -15,8 +15,6 @@ from procsupervisor.supervisor.protocol import WORKER_MESSAGE_TYPES, FrameDecode
 
 if TYPE_CHECKING:
     from procsupervisor.config import Config
-
-log = logging.getLogger("procsupervisor.supervisor")
 
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
@@ -69,7 +67,7 @@ class WorkerHandle:
         if self.kill_reason is None:
             self.kill_reason = reason
         try:
-            os.kill(self.pid, 9)
+            os.kill(self.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
 
