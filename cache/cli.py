@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import click
+
 from procsupervisor.cache.download import TEMP_DIR_NAME, TEMP_SUFFIX
 from procsupervisor.cache.errors import CacheDirectoryError
 from procsupervisor.cache.locks import KeyLocks

@@ -12,7 +12,6 @@ import weakref
 from dataclasses import asdict, dataclass
 
 from procsupervisor.cache.shared_counters import SharedCounters
-
 from procsupervisor.metrics import Metrics, NullMetrics
 
 log = logging.getLogger(__name__)

@@ -13,6 +13,7 @@ from typing import Any, BinaryIO
 
 import diskcache
 from diskcache.core import MODE_BINARY, MODE_RAW, UNKNOWN
+
 from procsupervisor.cache.errors import NotBytesError
 
 # Values smaller than this live in the SQLite row (negative entries); larger ones are files

@@ -35,13 +35,12 @@ from procsupervisor.cache.supplier_base import FetchedSymbols, SymbolSupplier, i
 from procsupervisor.cache.supplier_http import HttpSymbolServer
 from procsupervisor.cache.supplier_local import LocalDirectorySupplier
 from procsupervisor.cache.supplier_s3 import S3SymbolSupplier, make_s3_client
+from procsupervisor.metrics import Metrics
 from procsupervisor.workers.stackwalker.model import (
     CodeModule,
     SymbolIndexProtocol,
     SymbolProvider,
 )
-
-from procsupervisor.metrics import Metrics
 
 log = logging.getLogger(__name__)
 

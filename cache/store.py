@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import diskcache
+
 from procsupervisor.cache.directory import secure_cache_dir
 from procsupervisor.cache.disk import MIN_FILE_SIZE, BytesOnlyDisk
 from procsupervisor.cache.errors import NotBytesError

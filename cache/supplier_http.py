@@ -13,6 +13,7 @@ from pathlib import Path
 
 import requests
 import urllib3
+
 from procsupervisor.cache.download import stream_to_tempfile
 from procsupervisor.cache.errors import ShortDownloadError, SupplierError
 from procsupervisor.cache.supplier_base import FetchedSymbols

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import botocore.exceptions
+
 from procsupervisor.cache.download import stream_to_tempfile
 from procsupervisor.cache.errors import SupplierError
 from procsupervisor.cache.supplier_base import FetchedSymbols

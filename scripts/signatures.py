@@ -21,12 +21,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from procsupervisor.workers.processor import Processor
-from procsupervisor.workers.rules.signature import signature_input
 from siggen.generator import SignatureGenerator
 
 from procsupervisor import crashid
 from procsupervisor.metrics import NullMetrics
+from procsupervisor.workers.processor import Processor
+from procsupervisor.workers.rules.signature import signature_input
 
 HEADER_KINDS = ("OS", "CPU", "GPU", "Crash", "Module")
 

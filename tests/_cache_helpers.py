@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from diskcache.core import MODE_BINARY, MODE_RAW
+
 from procsupervisor.cache.codec import IndexCorruptError
 from procsupervisor.cache.disk import BytesOnlyDisk
 from procsupervisor.workers.stackwalker.model import (

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from procsupervisor.cache.settings import SymbolCacheSettings
-
 from procsupervisor import config
+from procsupervisor.cache.settings import SymbolCacheSettings
 from procsupervisor.metrics import StatsdMetrics, metrics_from_options
 from procsupervisor.queues.rabbitmq import RabbitMQQueue
 from procsupervisor.storage.elasticsearch import ESCrashStorage

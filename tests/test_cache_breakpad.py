@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from _cache_helpers import assert_no_pickle
+
 from procsupervisor.cache.provider import CachingSymbolProvider, build_provider
 from procsupervisor.workers.stackwalker.model import CodeModule
 from procsupervisor.workers.stackwalker.symbols import (

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from _cache_helpers import make_module, make_provider, write_symbol_tree
 from click.testing import CliRunner
+
 from procsupervisor.cache.cli import cache
 from procsupervisor.cache.download import temp_dir
 from procsupervisor.cache.locks import KeyLocks

@@ -22,6 +22,7 @@ from _cache_helpers import (
     sym_text,
     write_symbol_tree,
 )
+
 from procsupervisor.cache.locks import KeyLocks
 from procsupervisor.cache.store import SymbolStore
 from procsupervisor.cache.supplier_http import HttpSymbolServer

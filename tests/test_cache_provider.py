@@ -14,11 +14,11 @@ from _cache_helpers import (
     sym_relpath,
     write_symbol_tree,
 )
+
 from procsupervisor.cache.errors import CacheDirectoryError
 from procsupervisor.cache.provider import CachingSymbolProvider, cache_key, provider_from_config
 from procsupervisor.cache.settings import SymbolCacheSettings, SymbolSettingsError
 from procsupervisor.cache.supplier_local import LocalDirectorySupplier
-
 from procsupervisor.metrics import NullMetrics
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from _cache_helpers import assert_no_pickle
 from diskcache.core import MODE_PICKLE, MODE_RAW
+
 from procsupervisor.cache.directory import secure_cache_dir
 from procsupervisor.cache.disk import BytesOnlyDisk
 from procsupervisor.cache.errors import CacheDirectoryError, NotBytesError

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from _cache_helpers import Route, make_module, make_provider, running_server, sym_relpath, sym_text
 from conftest import free_port
+
 from procsupervisor.cache.download import temp_dir
 from procsupervisor.cache.errors import SupplierError
 from procsupervisor.cache.supplier_http import HttpSymbolServer

@@ -7,13 +7,13 @@ from typing import Any
 
 import pytest
 from _core_helpers import make_raw_crash
-from procsupervisor.workers.processor import validate_processed_crash
-from procsupervisor.workers.worker import CrashHandler
 
 from procsupervisor import config as config_module
 from procsupervisor import crashid
 from procsupervisor.storage.base import TransientStorageError
 from procsupervisor.storage.fs import FSCrashStorage
+from procsupervisor.workers.processor import validate_processed_crash
+from procsupervisor.workers.worker import CrashHandler
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ from minidump_synth import (
     arm_context,
     x86_context,
 )
+
 from procsupervisor.workers.stackwalker.minidump.context import (
     UnsupportedContext,
     instruction_pointer,

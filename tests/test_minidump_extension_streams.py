@@ -10,6 +10,7 @@ from minidump_synth import (
     Writer,
     amd64_context,
 )
+
 from procsupervisor.workers.stackwalker.api import walk_minidump
 from procsupervisor.workers.stackwalker.minidump.dump import Minidump
 from procsupervisor.workers.stackwalker.minidump.stream_types import (

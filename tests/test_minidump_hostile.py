@@ -14,6 +14,7 @@ from minidump_synth import (
     amd64_context,
     x86_context,
 )
+
 from procsupervisor.workers.stackwalker.api import walk_minidump
 from procsupervisor.workers.stackwalker.minidump.dump import Minidump
 from procsupervisor.workers.stackwalker.minidump.reader import ByteView, MinidumpFormatError

@@ -18,6 +18,7 @@ from minidump_synth import (
     cv_pdb70,
     x86_context,
 )
+
 from procsupervisor.workers.stackwalker.minidump.dump import Minidump
 from procsupervisor.workers.stackwalker.minidump.header import HeaderError
 from procsupervisor.workers.stackwalker.minidump.stream_types import (

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from _rules_helpers import CRASH_ID, RecordingMetrics, assert_valid_fields
+
 from procsupervisor.workers.pipeline import EMPTY_SIGNATURE, Pipeline, history_of
 from procsupervisor.workers.rules.base import CrashContext, Rule
 

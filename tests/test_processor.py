@@ -17,11 +17,11 @@ from _rules_helpers import (
     load_raw_crash,
     module,
 )
-from procsupervisor.workers.processor import Processor, validate_processed_crash
-from procsupervisor.workers.rules import signature
 
 from procsupervisor import crashid
 from procsupervisor.metrics import NullMetrics
+from procsupervisor.workers.processor import Processor, validate_processed_crash
+from procsupervisor.workers.rules import signature
 
 MAIN_DUMP = json_dump(
     [

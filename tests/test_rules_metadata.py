@@ -15,6 +15,7 @@ from _rules_helpers import (
     load_raw_crash,
     run_rule,
 )
+
 from procsupervisor.workers.rules import (
     addons,
     annotations,

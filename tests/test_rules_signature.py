@@ -11,12 +11,13 @@ from _rules_helpers import (
     load_signatures_script,
     run_rule,
 )
+from siggen.generator import SignatureGenerator
+
 from procsupervisor.workers.rules.signature import (
     SignatureGeneratorRule,
     siggen_frame,
     signature_input,
 )
-from siggen.generator import SignatureGenerator
 
 RULE = SignatureGeneratorRule()
 

@@ -11,6 +11,7 @@ from _rules_helpers import (
     module,
     run_rule,
 )
+
 from procsupervisor.workers.rules import crashing_thread, stack_summary, system_info
 
 

@@ -16,15 +16,15 @@ from _rules_helpers import (
     load_signatures_script,
     run_rule,
 )
+from siggen.generator import SignatureGenerator
+
+from procsupervisor.metrics import NullMetrics
 from procsupervisor.workers.processor import Processor, validate_processed_crash
 from procsupervisor.workers.rules.stackwalk import (
     MAIN_DUMP,
     STACKWALK_VERSION,
     MinidumpStackwalkRule,
 )
-from siggen.generator import SignatureGenerator
-
-from procsupervisor.metrics import NullMetrics
 
 MAIN = json_dump([[frame(0, "test_app.exe", "main")]])
 BROWSER = json_dump([[frame(0, "xul.dll", "Browser")]])

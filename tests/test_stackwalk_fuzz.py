@@ -29,6 +29,7 @@ from minidump_synth import (
     cv_pdb70,
     x86_context,
 )
+
 from procsupervisor.workers.stackwalker.model import SymbolProvider
 from procsupervisor.workers.stackwalker.output import json_dump, machine_readable
 from procsupervisor.workers.stackwalker.process import process_minidump

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from procsupervisor.workers.stackwalker.api import symbol_provider, walk_minidump
 from procsupervisor.workers.stackwalker.minidump.dump import Minidump
 

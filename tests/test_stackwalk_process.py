@@ -18,6 +18,7 @@ from minidump_synth import (
     cv_pdb70,
     x86_context,
 )
+
 from procsupervisor.workers.stackwalker import api
 from procsupervisor.workers.stackwalker.api import walk_minidump
 from procsupervisor.workers.stackwalker.model import (

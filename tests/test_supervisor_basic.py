@@ -15,9 +15,9 @@ from _core_helpers import (
     submit,
     write_config,
 )
-from procsupervisor.workers.processor import validate_processed_crash
 
 from procsupervisor.supervisor.control import request
+from procsupervisor.workers.processor import validate_processed_crash
 
 pytestmark = pytest.mark.slow
 

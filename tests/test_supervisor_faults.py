@@ -19,9 +19,9 @@ from _core_helpers import (
     submit,
     write_config,
 )
-from procsupervisor.workers.processor import validate_processed_crash
 
 from procsupervisor.queues.fs import FSQueue
+from procsupervisor.workers.processor import validate_processed_crash
 
 pytestmark = pytest.mark.slow
 

@@ -13,6 +13,7 @@ from _core_helpers import (
     submit,
     write_config,
 )
+
 from procsupervisor.workers.processor import validate_processed_crash
 
 pytestmark = [pytest.mark.slow, pytest.mark.services]

@@ -7,6 +7,7 @@ import random
 from pathlib import Path
 
 import pytest
+
 from procsupervisor.workers.stackwalker.symbols import SymbolIndex, SymbolIndexError, parse_sym
 
 SAMPLE = b"""MODULE windows x86 0123 sample.pdb

@@ -7,6 +7,7 @@ import random
 from dataclasses import dataclass, field
 
 import pytest
+
 from procsupervisor.workers.stackwalker.symbols import SymbolIndex, parse_sym
 from procsupervisor.workers.stackwalker.symbols.cfi_rules import apply_rule_set
 

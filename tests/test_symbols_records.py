@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 
 import pytest
+
 from procsupervisor.workers.stackwalker.model import InlineInfo, WindowsFrameInfo
 from procsupervisor.workers.stackwalker.symbols import SymbolIndex, parse_sym, parser
 

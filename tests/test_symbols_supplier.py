@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from procsupervisor.workers.stackwalker.model import CodeModule
 from procsupervisor.workers.stackwalker.symbols import (
     DirectorySymbolProvider,

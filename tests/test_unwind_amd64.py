@@ -12,6 +12,7 @@ from _unwind_helpers import (
     cpu_context,
     module,
 )
+
 from procsupervisor.workers.stackwalker.model import CPUContext, FrameTrust
 from procsupervisor.workers.stackwalker.unwind import walk_thread
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from _unwind_helpers import FakeSymbols, Func, Modules, StackMemory, Symbols, cpu_context, module
+
 from procsupervisor.workers.stackwalker.model import CPUContext, FrameTrust
 from procsupervisor.workers.stackwalker.unwind import walk_thread
 from procsupervisor.workers.stackwalker.unwind.arm64 import pointer_mask

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from _unwind_helpers import StackMemory
+
 from procsupervisor.workers.stackwalker.unwind.cfi import find_caller_registers, parse_rule_set
 from procsupervisor.workers.stackwalker.unwind.postfix import PostfixEvaluator
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from _unwind_helpers import FakeSymbols, Func, Modules, StackMemory, module
+
 from procsupervisor.workers.stackwalker.model import CodeModule, CPUContext, FrameTrust
 from procsupervisor.workers.stackwalker.symbols import SymbolIndex, parse_sym
 from procsupervisor.workers.stackwalker.symbols.layout import SymbolIndexError

@@ -7,6 +7,7 @@ import time
 from _unwind_helpers import FakeSymbols, Func, Modules, StackMemory, Symbols, cpu_context, module
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from procsupervisor.workers.stackwalker.model import CPUContext, FrameTrust, StackFrame
 from procsupervisor.workers.stackwalker.unwind import walk_thread
 from procsupervisor.workers.stackwalker.unwind.walk import MAX_FRAMES

@@ -13,6 +13,7 @@ from _unwind_helpers import (
     frame_data,
 )
 from _unwind_helpers import module as make_module
+
 from procsupervisor.workers.stackwalker.model import CPUContext, FrameTrust
 from procsupervisor.workers.stackwalker.unwind import walk_thread
 

@@ -15,9 +15,8 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from procsupervisor.workers.rules.base import CrashContext, Rule
-
 from procsupervisor.metrics import Metrics
+from procsupervisor.workers.rules.base import CrashContext, Rule
 
 logger = logging.getLogger(__name__)
 

@@ -14,6 +14,9 @@ from importlib import resources
 from typing import Any, TypeVar
 
 import jsonschema
+
+from procsupervisor import crashid
+from procsupervisor.metrics import Metrics
 from procsupervisor.workers.pipeline import Pipeline
 from procsupervisor.workers.rules import (
     dates,
@@ -27,9 +30,6 @@ from procsupervisor.workers.rules import (
 from procsupervisor.workers.rules.base import Rule
 from procsupervisor.workers.rules.rulesets import DEFAULT, REGENERATE_SIGNATURE, build_rulesets
 from procsupervisor.workers.stackwalker.model import SymbolProvider
-
-from procsupervisor import crashid
-from procsupervisor.metrics import Metrics
 
 SCHEMA_RESOURCE = "schema/processed_crash.schema.json"
 # Rules a poison crash still gets, so it can be found by product, version and date; nothing

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
 from procsupervisor import __version__, crashid
+from procsupervisor.cache.provider import CachingSymbolProvider, provider_from_config
 from procsupervisor.config import Config
 from procsupervisor.logs import log_event, set_level
 from procsupervisor.metrics import Metrics
@@ -72,18 +73,17 @@ class CrashHandler:
         self.metrics: Metrics = make_metrics(config)
         self.source: CrashSource = make_source(config, self.metrics)
         self.destinations: list[CrashDestination] = make_destinations(config, self.metrics)
-        self.symbols = _symbol_provider(config, self.metrics)
+        self.symbols: CachingSymbolProvider = provider_from_config(
+            config.symbols, config.data_dir, self.metrics
+        )
         factory = load_class(config.supervisor.processor)
         self.processor = factory(
             symbols=self.symbols, metrics=self.metrics, options=config.processor
         )
 
     def cache_stats(self) -> dict[str, Any]:
-        stats = getattr(self.symbols, "stats", None)
-        if stats is None:
-            return {}
         try:
-            return dict(stats())
+            return dict(self.symbols.stats())
         except Exception:
             log.exception("symbol cache stats failed")
             return {}
@@ -184,21 +184,15 @@ class CrashHandler:
         return failures
 
     def close(self) -> None:
-        for client in (self.source, *self.destinations, self.metrics):
+        # The symbol cache first: closing flushes its counters into the shared totals and
+        # through metrics, which must still be open then.
+        for client in (self.symbols, self.source, *self.destinations, self.metrics):
             try:
                 client.close()
             except Exception:
                 log.exception("closing %s failed", type(client).__name__)
 
 
-def _symbol_provider(config: Config, metrics: Metrics) -> Any:
-    try:
-        from procsupervisor.cache.provider import provider_from_config
-    except ImportError as exc:
-        log_event(log, logging.WARNING, "symbol cache unavailable, processing without symbols",
-                  error=str(exc))
-        return None
-    return provider_from_config(config.symbols, config.data_dir, metrics)
 
 
 def _elapsed_ms(since: float) -> float:

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from procsupervisor.metrics import Metrics
 from procsupervisor.workers.rules.base import CrashContext, Rule
 from procsupervisor.workers.rules.values import dig
-
-from procsupervisor.metrics import Metrics
 
 
 class CrashingThreadInfoRule(Rule):

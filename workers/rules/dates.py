@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 
+from procsupervisor import crashid
 from procsupervisor.workers.rules.base import CrashContext, Rule
 from procsupervisor.workers.rules.values import MAX_INT, as_int, dig
-
-from procsupervisor import crashid
 
 
 def _parse_iso(value: object) -> dt.datetime | None:

@@ -5,9 +5,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from procsupervisor.workers.rules.base import CrashContext, Rule
-
 from procsupervisor.metrics import Metrics
+from procsupervisor.workers.rules.base import CrashContext, Rule
 
 
 def _de_null(value: Any) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from procsupervisor.metrics import Metrics
 from procsupervisor.workers.rules import (
     addons,
     annotations,
@@ -22,8 +23,6 @@ from procsupervisor.workers.rules import (
 )
 from procsupervisor.workers.rules.base import Rule
 from procsupervisor.workers.stackwalker.model import SymbolProvider
-
-from procsupervisor.metrics import Metrics
 
 DEFAULT = "default"
 REGENERATE_SIGNATURE = "regenerate_signature"

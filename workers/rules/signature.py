@@ -10,9 +10,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from siggen.generator import SignatureGenerator
+
 from procsupervisor.workers.rules.base import CrashContext, Rule
 from procsupervisor.workers.rules.values import dig
-from siggen.generator import SignatureGenerator
 
 FRAME_KEYS = ("module", "function", "file", "line", "module_offset", "offset")
 INLINE_KEYS = ("function", "file", "line")

@@ -7,11 +7,10 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from procsupervisor.workers.rules.base import CrashContext, Rule
-from procsupervisor.workers.stackwalker.model import SymbolProvider
-
 from procsupervisor import __version__
 from procsupervisor.metrics import Metrics
+from procsupervisor.workers.rules.base import CrashContext, Rule
+from procsupervisor.workers.stackwalker.model import SymbolProvider
 
 logger = logging.getLogger(__name__)
 

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import click
+
 from procsupervisor.workers.stackwalker.api import ProcessResult, symbol_provider, walk_minidump
 from procsupervisor.workers.stackwalker.model import SymbolProvider
 
