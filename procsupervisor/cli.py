@@ -73,9 +73,18 @@ def _load_config(ctx: click.Context, overrides: dict[str, str] | None = None) ->
 def _control(ctx: click.Context, command: str, **args: Any) -> dict[str, Any]:
     from procsupervisor.supervisor.control import ControlError, request
 
-    config = _load_config(ctx)
+    options = ctx.find_root().params
     try:
-        reply = request(config.supervisor.socket, command, **args)
+        socket_path = _load_config(ctx).supervisor.socket
+    except click.ClickException as exc:
+        # A config file broken since the supervisor started must not lock the operator out:
+        # find the socket leniently, and let the supervisor judge the file on `reload`.
+        socket_path = config_module.control_socket_path(
+            options.get("config"), data_dir=options.get("data_dir")
+        )
+        click.echo(f"warning: {exc.message}", err=True)
+    try:
+        reply = request(socket_path, command, **args)
     except ControlError as exc:
         raise click.ClickException(str(exc))
     if not reply.get("ok"):

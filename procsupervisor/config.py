@@ -127,6 +127,55 @@ def load(
     return _build(config_path, sections, where, data_dir, environ, cli_overrides)
 
 
+def control_socket_path(
+    path: str | os.PathLike[str] | None = None,
+    *,
+    data_dir: str | os.PathLike[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Path:
+    """Where the running supervisor's control socket is, read leniently: `status` and `stop`
+    must still reach a supervisor whose config file has since been broken by an edit."""
+    environ = os.environ if environ is None else environ
+    config_path = find_config_path(path, environ)
+    supervisor: dict[str, str] = {}
+    if config_path is not None:
+        parser = configparser.ConfigParser(interpolation=None, strict=False)
+        try:
+            parser.read(config_path, encoding="utf-8")
+        except (configparser.Error, UnicodeDecodeError):
+            pass  # keep the defaults; the full load reports what is wrong
+        if parser.has_section("supervisor"):
+            supervisor = {key.lower(): value.strip() for key, value in parser["supervisor"].items()}
+    for key in ("data_dir", "socket"):
+        env_name = f"{ENV_PREFIX}SUPERVISOR_{key.upper()}"
+        if env_name in environ:
+            supervisor[key] = environ[env_name].strip()
+    return _locations(config_path, {**SUPERVISOR_DEFAULTS, **supervisor}, data_dir, environ)[1]
+
+
+def _locations(
+    path: Path | None,
+    supervisor: Mapping[str, str],
+    data_dir_flag: str | os.PathLike[str] | None,
+    environ: Mapping[str, str],
+) -> tuple[Path, Path]:
+    """The data directory and the control socket (relative paths are from the file's folder)."""
+    base = path.parent if path is not None else Path.cwd()
+    if data_dir_flag:
+        data_dir = Path(data_dir_flag)
+    elif supervisor["data_dir"]:
+        data_dir = base / supervisor["data_dir"]
+    elif environ.get(HOME_ENV):
+        data_dir = Path(environ[HOME_ENV])
+    else:
+        data_dir = Path.cwd() / DEFAULT_DATA_DIR
+    data_dir = data_dir.absolute()
+    socket_path = Path(supervisor["socket"]) if supervisor["socket"] else data_dir / "control.sock"
+    if not socket_path.is_absolute():
+        socket_path = (base / socket_path).absolute()
+    return data_dir, socket_path
+
+
 def _read_file(path: Path, sections: dict[str, dict[str, str]]) -> None:
     parser = configparser.ConfigParser(interpolation=None, strict=True)
     try:
@@ -170,23 +219,15 @@ def _build(
     if unknown:
         raise ConfigError(f"{where('supervisor', unknown[0])}: unknown key")
 
-    base = path.parent if path is not None else Path.cwd()
-    if data_dir_flag:
-        data_dir = Path(data_dir_flag)
-    elif supervisor["data_dir"]:
-        data_dir = base / supervisor["data_dir"]
-    elif environ.get(HOME_ENV):
-        data_dir = Path(environ[HOME_ENV])
-    else:
-        data_dir = Path.cwd() / DEFAULT_DATA_DIR
-    data_dir = data_dir.absolute()
+    data_dir, socket_path = _locations(path, supervisor, data_dir_flag, environ)
 
     def number(key: str, kind: type, minimum: float) -> float:
         text = supervisor[key]
         try:
             value = kind(text)
         except ValueError:
-            raise ConfigError(f"{where('supervisor', key)}: {text!r} is not a {kind.__name__}")
+            wanted = "a whole number" if kind is int else "a number"
+            raise ConfigError(f"{where('supervisor', key)}: {text!r} is not {wanted}")
         # `not value >= minimum` also refuses NaN, which every comparison would let through
         # (a NaN deadline or graceful timeout would never expire).
         if not value >= minimum:
@@ -194,9 +235,6 @@ def _build(
         return value
 
     max_rss = supervisor["worker_max_rss_mb"]
-    socket_path = Path(supervisor["socket"]) if supervisor["socket"] else data_dir / "control.sock"
-    if not socket_path.is_absolute():
-        socket_path = (base / socket_path).absolute()
     processor = supervisor["processor"]
     if ":" not in processor:
         raise ConfigError(f"{where('supervisor', 'processor')}: expected 'module:factory'")

@@ -56,7 +56,8 @@ def test_render_shows_workers_queues_and_totals() -> None:
         "queues": {"normal": {"pulled": 9, "acked": 7, "retried": 1, "dead_lettered": 1}},
         "queue_depths": {"normal": 3},
         "totals": {"processed": 7, "failed": 1, "retried": 1, "dead_lettered": 1, "per_s": 0.5},
-        "symbol_cache": {"misses": 2},
+        "symbol_cache": {"misses": 2, "memory_hits": 5, "disk_hits": 1, "corrupt": 1,
+                         "supplier_errors": 2, "size_bytes": 3 * 2**20, "entries": 4},
     }
     text = render(status)
     assert "supervisor pid 42" in text and "(embedded defaults)" in text
@@ -64,4 +65,6 @@ def test_render_shows_workers_queues_and_totals() -> None:
     assert "de1bb258-cbbf-4589-a673-34f802160918" in text and "50.0" in text
     normal_row = next(line for line in text.splitlines() if line.startswith("normal"))
     assert normal_row.split() == ["normal", "3", "9", "7", "1", "1"]
-    assert "processed 7" in text and "symbol cache: misses 2" in text
+    assert "processed 7" in text
+    assert "symbol cache: hits 6 (memory 5, disk 1)  misses 2" in text
+    assert "size 3.0 of 0.0 MiB, 4 entries" in text and "errors 3" in text

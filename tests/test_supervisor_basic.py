@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import signal
 import stat
 from pathlib import Path
@@ -167,6 +169,34 @@ def test_invalid_config_on_reload_keeps_the_old_one_running(setup) -> None:
     cid = submit(write_config(config_path.with_name("copy.ini"), data_dir))
     supervisor.wait_for(lambda s: acked_total(s) == 1, what="still processing")
     assert processed_crash(data_dir, cid)["uuid"] == cid
+
+
+def test_cli_still_reaches_a_supervisor_whose_config_file_broke(setup) -> None:
+    import subprocess
+
+    from _core_helpers import PYTHON, ROOT, subprocess_env
+
+    config_path, data_dir, supervisor = setup
+    supervisor.start()
+    broken, edits = re.subn(r"(?m)^deadline_s = .*$", "deadline_s = soon", config_path.read_text())
+    assert edits == 1
+    config_path.write_text(broken)
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [PYTHON, "-m", "procsupervisor", "--config", str(config_path), *args],
+            cwd=ROOT, env=subprocess_env(), capture_output=True, text=True, timeout=60)
+
+    status = cli("status", "--json")
+    assert status.returncode == 0, status.stderr
+    assert json.loads(status.stdout)["pid"] == supervisor.pid
+    assert "warning:" in status.stderr and "key 'deadline_s'" in status.stderr
+    reload = cli("reload")  # the supervisor judges the file, reports it and keeps running
+    assert reload.returncode == 1 and "key 'deadline_s'" in reload.stderr
+    assert supervisor.status()["last_reload_error"]
+    stopped = cli("stop")
+    assert stopped.returncode == 0, stopped.stderr
+    assert supervisor.wait_exit() == 0
 
 
 def test_ttin_ttou_change_the_worker_count(setup) -> None:

@@ -140,12 +140,34 @@ def render(status: Mapping[str, Any]) -> str:
     )
     cache = status.get("symbol_cache") or {}
     if cache:
-        lines.append(
-            "symbol cache: "
-            + "  ".join(f"{k} {round(v, 3) if isinstance(v, float) else v}"
-                        for k, v in sorted(cache.items()))
-        )
+        lines.extend(_cache_lines(cache))
     return "\n".join(lines)
+
+
+# Cache counters that each mean something went wrong; the table shows their sum (`status --json`
+# and `procsupervisor cache stats` have them one by one).
+CACHE_TROUBLE_COUNTERS = (
+    "corrupt", "errors", "parse_errors", "store_errors", "supplier_errors", "lock_timeouts",
+)
+
+
+def _cache_lines(cache: Mapping[str, Any]) -> list[str]:
+    def count(key: str) -> int:
+        return int(cache.get(key, 0))
+
+    def mib(key: str) -> str:
+        return f"{cache.get(key, 0) / 2**20:.1f}"
+
+    memory_hits, disk_hits = count("memory_hits"), count("disk_hits")
+    troubles = sum(count(key) for key in CACHE_TROUBLE_COUNTERS)
+    return [
+        f"symbol cache: hits {memory_hits + disk_hits} (memory {memory_hits}, disk {disk_hits})"
+        f"  misses {count('misses')}  negative hits {count('negative_hits')}"
+        f"  downloads {count('downloads')} ({mib('download_bytes')} MiB,"
+        f" {cache.get('download_seconds', 0):.1f} s)  parse {cache.get('parse_seconds', 0):.1f} s",
+        f"              size {mib('size_bytes')} of {mib('size_limit_bytes')} MiB,"
+        f" {count('entries')} entries  evictions {count('evictions')}  errors {troubles}",
+    ]
 
 
 def _table(headers: list[str], rows: list[list[Any]]) -> str:
