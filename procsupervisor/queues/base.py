@@ -57,9 +57,9 @@ class CrashQueue(abc.ABC):
     @abc.abstractmethod
     def publish(self, queue: str, body: str) -> None: ...
 
+    @abc.abstractmethod
     def requeue_dead(self) -> int:
         """Move every dead-lettered message back to its origin queue; return how many."""
-        raise NotImplementedError
 
     def recover_in_flight(self) -> int:
         """At start: put back whatever a dead supervisor left in flight; return how many."""
@@ -67,10 +67,6 @@ class CrashQueue(abc.ABC):
 
     def poll(self) -> None:  # noqa: B027 - optional hook
         """Called every loop turn: service the connection (heartbeats), flush pending work."""
-
-    def fileno(self) -> int | None:
-        """A descriptor the supervisor may select on, or None."""
-        return None
 
     def close(self) -> None:  # noqa: B027 - optional hook
         ...
