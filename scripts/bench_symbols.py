@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import gc
 import mmap
+import os
 import random
 import resource
 import statistics
@@ -27,6 +28,7 @@ from procsupervisor.workers.stackwalker.symbols.layout import serialize_sections
 from procsupervisor.workers.stackwalker.symbols.parser import SymParser
 
 FILES = 3000
+BENCH_DEBUG_ID = "0123456789ABCDEF0123456789ABCDEF0"
 ORIGINS = 2000
 CFI_REGS = ("$rbx", "$rbp", "$r12", "$r13", "$r14", "$r15")
 
@@ -51,7 +53,7 @@ def generate(path: Path, size_mb: float, seed: int) -> int:
 
         emit(
             [
-                "MODULE Linux x86_64 0123456789ABCDEF0123456789ABCDEF0 libbench.so",
+                f"MODULE Linux x86_64 {BENCH_DEBUG_ID} libbench.so",
                 "INFO CODE_ID 89674523AB01EFCD",
             ]
             + [f"FILE {i} /build/src/module{i % 97}/subdir/file_{i}.cpp" for i in range(FILES)]
@@ -131,6 +133,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="directory for the .sym and index (default: temp)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--lookups", type=int, default=100_000)
+    parser.add_argument("--skip-cache", action="store_true",
+                        help="skip the run through the shared symbol cache")
     args = parser.parse_args(argv)
 
     with tempfile.TemporaryDirectory(prefix="bench_symbols_") as tmp:
@@ -210,7 +214,40 @@ def main(argv: list[str] | None = None) -> int:
         )
         peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(f"peak RSS: {peak_mb:.0f} MB")
+        if not args.skip_cache:
+            bench_through_cache(sym_path, out_dir)
     return 0
+
+
+def bench_through_cache(sym_path: Path, out_dir: Path) -> None:
+    """The same file served by the shared symbol cache as a worker sees it: a miss (local
+    supplier read, parse, store) and then, in a fresh provider, a disk hit (mmap + crc check)."""
+    from procsupervisor.cache.provider import build_provider
+    from procsupervisor.workers.stackwalker.model import CodeModule
+
+    module = CodeModule(
+        base_address=0, size=1 << 40, code_file="libbench.so", code_identifier="",
+        debug_file="libbench.so", debug_identifier=BENCH_DEBUG_ID,
+    )
+    root = out_dir / "symbols"
+    layout_dir = root / "libbench.so" / BENCH_DEBUG_ID
+    layout_dir.mkdir(parents=True, exist_ok=True)
+    (layout_dir / "libbench.so.sym").unlink(missing_ok=True)
+    os.link(sym_path, layout_dir / "libbench.so.sym")
+    cache_dir = out_dir / "symcache"
+    timings = {}
+    for phase in ("miss", "hit"):
+        provider = build_provider([root], cache_dir)
+        seconds, index = timed(lambda p=provider: p.get_symbols(module))
+        if index is None:
+            raise SystemExit("the symbol cache did not return the benchmark module")
+        timings[phase] = seconds
+        stored_mb = provider.stats()["size_bytes"] / 1e6
+        del index
+        provider.close()
+    print(f"through the shared cache: miss (read + parse + store) {timings['miss']:.2f} s,"
+          f" hit in a fresh worker {timings['hit'] * 1e3:.1f} ms"
+          f" ({timings['miss'] / timings['hit']:.0f}x), stored {stored_mb:.0f} MB")
 
 
 if __name__ == "__main__":
