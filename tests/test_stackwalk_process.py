@@ -26,6 +26,7 @@ from procsupervisor.workers.stackwalker.model import (
     SymbolLookup,
     WindowsFrameInfo,
 )
+from procsupervisor.workers.stackwalker.symbols.layout import SymbolIndexError
 
 BUILD_ID = bytes.fromhex("b0e1fc01ef48e39caf5c881d2df0c384aabbccdd")
 STACK_BASE = 0x7FFE0000
@@ -101,6 +102,25 @@ def test_linux_crash_machine_readable() -> None:
 class RaisingProvider:
     def get_symbols(self, module: CodeModule) -> FakeIndex | None:
         raise OSError(5, "Input/output error")
+
+
+class DamagedIndex(FakeIndex):
+    def lookup(self, rel: int) -> SymbolLookup | None:
+        raise SymbolIndexError("crc mismatch")
+
+
+class DamagedProvider:
+    def get_symbols(self, module: CodeModule) -> FakeIndex | None:
+        return DamagedIndex() if module.code_file == "/usr/bin/app" else None
+
+
+def test_a_damaged_index_is_reported_as_not_loaded_for_the_whole_dump() -> None:
+    result = walk_minidump(linux_crash().build(), DamagedProvider())
+    assert result.status == "OK"
+    assert "symbols for '/usr/bin/app' are damaged: crc mismatch" in result.notes
+    assert "0|0|app||||0x1010" in result.to_machine_readable().splitlines()
+    app = result.to_json_dump()["modules"][0]
+    assert app["missing_symbols"] and not app["loaded_symbols"]
 
 
 def test_a_failing_symbol_provider_is_a_note_not_a_lost_crash() -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 
 class FrameTrust(enum.Enum):
@@ -132,6 +132,14 @@ class SymbolProvider(Protocol):
     """Gives the walker a module's symbols (a local symbol path, or the shared cache)."""
 
     def get_symbols(self, module: CodeModule) -> SymbolIndexProtocol | None: ...
+
+
+@runtime_checkable
+class SymbolDiscarder(Protocol):
+    """A provider the walker can tell that a module's symbols turned out to be damaged, so
+    everything that reports on the dump (not just the walk) treats them as not loaded."""
+
+    def discard_symbols(self, module: CodeModule, reason: str) -> None: ...
 
 
 @dataclass

@@ -63,6 +63,12 @@ class DumpSymbols:
                 self._by_code_file[key] = None
         return self._by_code_file[key]
 
+    def discard_symbols(self, module: CodeModule, reason: str) -> None:
+        """The walker found this module's index damaged: from now on, and in the module list,
+        the dump has no symbols for it."""
+        self._by_code_file[module.code_file] = None
+        self._notes.append(f"symbols for {module.code_file!r} are damaged: {reason}")
+
     @property
     def has_provider(self) -> bool:
         return self._provider is not None

@@ -16,6 +16,7 @@ from procsupervisor.workers.stackwalker.model import (
     Memory,
     ModuleLookup,
     StackFrame,
+    SymbolDiscarder,
     SymbolIndexProtocol,
     SymbolLookup,
     SymbolProvider,
@@ -41,7 +42,8 @@ class WalkEnv:
     word_size: int
     # arm64 pointer-authentication strip mask (BREAKPAD.md section 4.4); all ones elsewhere.
     pointer_mask: int = 0xFFFFFFFFFFFFFFFF
-    # Symbol sets by code_file, as Breakpad caches them (BREAKPAD.md section 2.3).
+    # Symbol sets by code_file, as Breakpad caches them (BREAKPAD.md section 2.3); walk_thread
+    # promises this whatever provider it is given (a damaged index is cached as None).
     _symbol_cache: dict[str, SymbolIndexProtocol | None] = field(default_factory=dict)
     # STACK WIN records remembered on x86 frames, keyed by id(frame) (section 4.1 A).
     windows_info: dict[int, WindowsFrameInfo] = field(default_factory=dict)
@@ -91,10 +93,12 @@ class WalkEnv:
             return None
         try:
             return query(index, address - module.base_address)
-        except SymbolIndexError:
+        except SymbolIndexError as exc:
             # A damaged symbol index counts as a symbol file that failed to load, so one bad
             # cache entry cannot abort the walk.
             self._symbol_cache[module.code_file] = None
+            if isinstance(self.symbols, SymbolDiscarder):
+                self.symbols.discard_symbols(module, str(exc))
             return None
 
 
