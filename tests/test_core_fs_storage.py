@@ -10,7 +10,8 @@ import pytest
 from procsupervisor import crashid
 from procsupervisor.metrics import NullMetrics
 from procsupervisor.storage.base import CrashNotFound, TransientStorageError
-from procsupervisor.storage.fs import FSCrashStorage, InvalidDumpName
+from procsupervisor.storage.fs import FSCrashStorage
+from procsupervisor.storage.keys import InvalidDumpName
 
 CRASH_ID = "de1bb258-cbbf-4589-a673-34f802160918"
 

@@ -16,40 +16,21 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from procsupervisor import crashid
 from procsupervisor.metrics import Metrics
-from procsupervisor.storage import crashjson
+from procsupervisor.storage import crashjson, keys
 from procsupervisor.storage.base import (
-    MAIN_DUMP_NAME,
     CrashDestination,
     CrashNotFound,
     CrashSource,
     TransientStorageError,
 )
 
-# Dump names become path components: letters, digits, `_`, `-`, `.`; no leading dot.
-DUMP_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$")
-# Folders under v1/ that hold other parts of a crash: a dump named like one would overwrite it.
-RESERVED_DUMP_NAMES = frozenset({"raw_crash", "dump_names", "processed_crash"})
 MAX_JSON_BYTES = 20 * 1024 * 1024
-
-
-class InvalidDumpName(ValueError):
-    pass
-
-
-def dump_key_name(dump_name: str) -> str:
-    """The key component a dump is stored under (Socorro stores the main dump as `dump`)."""
-    if dump_name in ("", MAIN_DUMP_NAME):
-        return "dump"
-    if not DUMP_NAME_RE.match(dump_name) or dump_name in RESERVED_DUMP_NAMES:
-        raise InvalidDumpName(f"invalid dump name: {dump_name!r:.80}")
-    return dump_name
 
 
 class FSCrashStorage(CrashSource, CrashDestination):
@@ -68,18 +49,16 @@ class FSCrashStorage(CrashSource, CrashDestination):
     # -- keys ---------------------------------------------------------------------------------
 
     def raw_crash_path(self, crash_id: str) -> Path:
-        crashid.validate(crash_id)
-        day = crashid.date_of(crash_id).strftime("%Y%m%d")
-        return self.root / "v2" / "raw_crash" / crash_id[:3] / day / crash_id
+        return self.root / keys.raw_crash_key(crash_id)
 
     def dump_names_path(self, crash_id: str) -> Path:
-        return self.root / "v1" / "dump_names" / crashid.validate(crash_id)
+        return self.root / keys.dump_names_key(crash_id)
 
     def dump_path(self, crash_id: str, dump_name: str) -> Path:
-        return self.root / "v1" / dump_key_name(dump_name) / crashid.validate(crash_id)
+        return self.root / keys.dump_key(crash_id, dump_name)
 
     def processed_crash_path(self, crash_id: str) -> Path:
-        return self.root / "v1" / "processed_crash" / crashid.validate(crash_id)
+        return self.root / keys.processed_crash_key(crash_id)
 
     # -- read side ----------------------------------------------------------------------------
 
@@ -96,7 +75,7 @@ class FSCrashStorage(CrashSource, CrashDestination):
             raise ValueError(f"dump names of {crash_id} are not a list of strings")
         dumps = {}
         for name in names:
-            canonical = MAIN_DUMP_NAME if name in ("", "dump", MAIN_DUMP_NAME) else name
+            canonical = keys.canonical_dump_name(name)
             dumps[canonical] = self._read_bytes(self.dump_path(crash_id, canonical), "dump")
         return dumps
 

@@ -17,28 +17,20 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from procsupervisor import crashid
 from procsupervisor.metrics import Metrics, NullMetrics
-from procsupervisor.storage import crashjson
+from procsupervisor.storage import crashjson, keys
 from procsupervisor.storage.base import (
-    MAIN_DUMP_NAME,
     CrashDestination,
     CrashNotFound,
     CrashSource,
     TransientStorageError,
 )
 
-# Dump names become part of a key; Socorro's are form-field names like upload_file_minidump_browser.
-DUMP_NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
-# A dump named like another object kind would overwrite (or forge) that object's key.
-RESERVED_DUMP_NAMES = frozenset({"dump_names", "raw_crash", "processed_crash"})
-# Older collectors called the main dump "dump" or left its name empty.
-MAIN_DUMP_ALIASES = frozenset({"", "dump", MAIN_DUMP_NAME})
 NOT_FOUND_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
 
 
@@ -106,27 +98,19 @@ class S3CrashStorage(CrashSource, CrashDestination):
     # -- keys --------------------------------------------------------------------------------
 
     def raw_crash_key(self, crash_id: str) -> str:
-        crash_id = crashid.validate(crash_id)
-        day = crashid.date_of(crash_id)
-        return f"{self.prefix}v2/raw_crash/{crash_id[:3]}/{day:%Y%m%d}/{crash_id}"
+        return self.prefix + keys.raw_crash_key(crash_id)
 
     def legacy_raw_crash_key(self, crash_id: str) -> str:
-        return f"{self.prefix}v1/raw_crash/{crashid.validate(crash_id)}"
+        return self.prefix + keys.legacy_raw_crash_key(crash_id)
 
     def dump_names_key(self, crash_id: str) -> str:
-        return f"{self.prefix}v1/dump_names/{crashid.validate(crash_id)}"
+        return self.prefix + keys.dump_names_key(crash_id)
 
     def dump_key(self, dump_name: str, crash_id: str) -> str:
-        if dump_name in MAIN_DUMP_ALIASES:
-            kind = "dump"
-        elif DUMP_NAME_RE.match(dump_name) and dump_name not in RESERVED_DUMP_NAMES:
-            kind = dump_name
-        else:
-            raise ValueError(f"unusable dump name: {dump_name!r:.80}")
-        return f"{self.prefix}v1/{kind}/{crashid.validate(crash_id)}"
+        return self.prefix + keys.dump_key(crash_id, dump_name)
 
     def processed_crash_key(self, crash_id: str) -> str:
-        return f"{self.prefix}v1/processed_crash/{crashid.validate(crash_id)}"
+        return self.prefix + keys.processed_crash_key(crash_id)
 
     # -- client ------------------------------------------------------------------------------
 
@@ -188,7 +172,7 @@ class S3CrashStorage(CrashSource, CrashDestination):
     def get_dumps(self, crash_id: str) -> dict[str, bytes]:
         dumps: dict[str, bytes] = {}
         for dump_name in self.get_dump_names(crash_id):
-            canonical = _canonical_dump_name(dump_name)
+            canonical = keys.canonical_dump_name(dump_name)
             try:
                 key = self.dump_key(canonical, crash_id)
             except ValueError as exc:
@@ -209,7 +193,7 @@ class S3CrashStorage(CrashSource, CrashDestination):
         # Antenna's order: dump names, dumps, then the raw crash last, because the raw crash
         # object is what marks the crash as complete for anything watching the bucket.
         keyed_dumps = [(self.dump_key(name, crash_id), data) for name, data in dumps.items()]
-        names = [_canonical_dump_name(name) for name in dumps]
+        names = [keys.canonical_dump_name(name) for name in dumps]
         names_json = crashjson.dumps(names).encode()
         self._put(self.dump_names_key(crash_id), names_json, "application/json")
         for key, data in keyed_dumps:
@@ -247,10 +231,6 @@ class S3CrashStorage(CrashSource, CrashDestination):
         if self._client is not None and self._client_pid == os.getpid():
             self._client.close()
         self._client = None
-
-
-def _canonical_dump_name(dump_name: str) -> str:
-    return MAIN_DUMP_NAME if dump_name in MAIN_DUMP_ALIASES else dump_name
 
 
 def _translate(exc: Exception, key: str) -> Exception:
