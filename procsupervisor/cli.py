@@ -212,7 +212,7 @@ def submit(ctx: click.Context, sub_config: str | None, sub_data_dir: str | None,
     DUMPS are files: one plain PATH is the main dump (upload_file_minidump); name every other
     dump as NAME=PATH.
     """
-    from procsupervisor.supervisor.intake import submit_crash
+    from procsupervisor.intake import submit_crash
 
     _merge_sub_options(ctx, sub_config, sub_data_dir)
     config = _load_config(ctx)
@@ -245,7 +245,7 @@ def _parse_dump_args(args: tuple[str, ...]) -> dict[str, bytes]:
 def enqueue(ctx: click.Context, sub_config: str | None, sub_data_dir: str | None,
             crash_ids: tuple[str, ...], queue_name: str) -> None:
     """Queue crash ids (`ID` or `ID:ruleset`) that are already stored."""
-    from procsupervisor.supervisor.intake import enqueue_ids
+    from procsupervisor.intake import enqueue_ids
 
     _merge_sub_options(ctx, sub_config, sub_data_dir)
     try:
@@ -292,8 +292,8 @@ def process(ctx: click.Context, sub_config: str | None, sub_data_dir: str | None
 @click.pass_context
 def requeue_dead(ctx: click.Context, sub_config: str | None, sub_data_dir: str | None) -> None:
     """Move every dead-lettered crash back to the queue it came from."""
+    from procsupervisor.backends import make_queue
     from procsupervisor.metrics import NullMetrics
-    from procsupervisor.queues.factory import make_queue
 
     _merge_sub_options(ctx, sub_config, sub_data_dir)
     try:

@@ -311,8 +311,7 @@ def _check_backend_names(
     queue_backend: str, source_backend: str, order: tuple[str, ...], where: _Where
 ) -> None:
     # Imported here: the factories import backends lazily and must not import this module back.
-    from procsupervisor.queues.factory import QUEUE_BACKENDS
-    from procsupervisor.storage.factory import DESTINATION_BACKENDS, SOURCE_BACKENDS
+    from procsupervisor.backends import DESTINATION_BACKENDS, QUEUE_BACKENDS, SOURCE_BACKENDS
 
     if queue_backend not in QUEUE_BACKENDS:
         raise ConfigError(

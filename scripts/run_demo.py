@@ -26,8 +26,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))  # for minidump_synth.py, the test dump builder
 
 from procsupervisor import config as config_module  # noqa: E402
+from procsupervisor.intake import submit_crash  # noqa: E402
 from procsupervisor.supervisor.control import ControlError, request  # noqa: E402
-from procsupervisor.supervisor.intake import submit_crash  # noqa: E402
 from procsupervisor.supervisor.status import render  # noqa: E402
 
 APP = "demo-app"

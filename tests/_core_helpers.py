@@ -259,7 +259,7 @@ def load_config(config_path: Path) -> Any:
 def submit(
     config_path: Path, queue: str = "normal", dumps: dict[str, bytes] | None = None, **extra: Any
 ) -> str:
-    from procsupervisor.supervisor.intake import submit_crash
+    from procsupervisor.intake import submit_crash
 
     return submit_crash(
         load_config(config_path),

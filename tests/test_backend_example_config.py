@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from procsupervisor import config
+from procsupervisor.backends import make_destinations, make_source
 from procsupervisor.cache.settings import SymbolCacheSettings
 from procsupervisor.metrics import StatsdMetrics, metrics_from_options
 from procsupervisor.queues.rabbitmq import RabbitMQQueue
 from procsupervisor.storage.elasticsearch import ESCrashStorage
-from procsupervisor.storage.factory import make_destinations, make_source
 from procsupervisor.storage.postgres import PostgresCrashStorage
 from procsupervisor.storage.s3 import S3CrashStorage
 

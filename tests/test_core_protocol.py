@@ -6,7 +6,7 @@ import socket
 
 import pytest
 
-from procsupervisor.supervisor.protocol import (
+from procsupervisor.protocol import (
     HEADER,
     MAX_MESSAGE_BYTES,
     WORKER_MESSAGE_TYPES,

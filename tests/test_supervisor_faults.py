@@ -183,7 +183,7 @@ def test_a_worker_that_cannot_start_is_respawned_with_backoff(env, tmp_path: Pat
 @pytest.mark.parametrize("flooded", ["priority", "normal", "reprocessing"])
 def test_no_queue_starves_under_a_flood(env, flooded: str) -> None:
     from procsupervisor.config import load
-    from procsupervisor.supervisor.intake import submit_crash
+    from procsupervisor.intake import submit_crash
 
     config_path, data_dir, _, start = env
     others = [q for q in ("priority", "normal", "reprocessing") if q != flooded]

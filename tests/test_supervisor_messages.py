@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from procsupervisor import config, crashid
+from procsupervisor.protocol import HEADER, encode
 from procsupervisor.queues.base import Delivery
 from procsupervisor.supervisor.arbiter import Supervisor
 from procsupervisor.supervisor.pool import BUSY, Assignment, WorkerHandle
-from procsupervisor.supervisor.protocol import HEADER, encode
 
 
 @pytest.fixture

@@ -21,14 +21,13 @@ from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
 from procsupervisor import __version__, crashid
+from procsupervisor.backends import load_class, make_destinations, make_metrics, make_source
 from procsupervisor.cache.provider import CachingSymbolProvider, provider_from_config
 from procsupervisor.config import Config
 from procsupervisor.logs import log_event, set_level
 from procsupervisor.metrics import Metrics
-from procsupervisor.queues.factory import load_class
+from procsupervisor.protocol import BlockingChannel
 from procsupervisor.storage.base import CrashDestination, CrashNotFound, CrashSource
-from procsupervisor.storage.factory import make_destinations, make_metrics, make_source
-from procsupervisor.supervisor.protocol import BlockingChannel
 
 log = logging.getLogger("procsupervisor.worker")
 

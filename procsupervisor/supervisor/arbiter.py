@@ -22,12 +22,12 @@ from typing import Any
 
 from procsupervisor import __version__, crashid
 from procsupervisor import config as config_module
+from procsupervisor.backends import make_metrics, make_queue
 from procsupervisor.config import Config, ConfigError
 from procsupervisor.logs import log_event, set_level
+from procsupervisor.protocol import OUTCOMES, ProtocolError
 from procsupervisor.queues.base import CrashQueue, Delivery
-from procsupervisor.queues.factory import make_queue
 from procsupervisor.queues.selection import WeightedSelector
-from procsupervisor.storage.factory import make_metrics
 from procsupervisor.supervisor.control import ControlServer
 from procsupervisor.supervisor.pool import (
     BUSY,
@@ -38,7 +38,6 @@ from procsupervisor.supervisor.pool import (
     WorkerHandle,
     fork_worker,
 )
-from procsupervisor.supervisor.protocol import OUTCOMES, ProtocolError
 from procsupervisor.supervisor.status import Counters, aggregate_cache_stats
 
 log = logging.getLogger("procsupervisor.supervisor")

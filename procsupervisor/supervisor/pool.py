@@ -10,8 +10,8 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from procsupervisor.protocol import WORKER_MESSAGE_TYPES, FrameDecoder, encode
 from procsupervisor.queues.base import CrashQueue, Delivery
-from procsupervisor.supervisor.protocol import WORKER_MESSAGE_TYPES, FrameDecoder, encode
 
 if TYPE_CHECKING:
     from procsupervisor.config import Config

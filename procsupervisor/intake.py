@@ -11,10 +11,9 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from procsupervisor import crashid
+from procsupervisor.backends import make_queue, make_source
 from procsupervisor.config import Config
 from procsupervisor.metrics import NullMetrics
-from procsupervisor.queues.factory import make_queue
-from procsupervisor.storage.factory import make_source
 
 RULESET_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_")
 
