@@ -40,8 +40,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from procsupervisor.logical_queues import DEFAULT_QUEUE_NAMES
 from procsupervisor.metrics import Metrics, NullMetrics
-from procsupervisor.queues.base import DEFAULT_QUEUE_NAMES, CrashQueue, Delivery
+from procsupervisor.queues.base import CrashQueue, Delivery
 
 log = logging.getLogger(__name__)
 
