@@ -14,18 +14,17 @@ from procsupervisor.cache.locks import KeyLocks
 from procsupervisor.cache.settings import MIB, SymbolCacheSettings, SymbolSettingsError
 from procsupervisor.cache.shared_counters import SharedCounters
 from procsupervisor.cache.store import SymbolStore
+from procsupervisor.cli_context import config_options, config_path, load_config
 
 # A temp download older than this belongs to a worker that died mid-download.
 STALE_TEMP_S = 3600.0
 
 
-def _settings(config_path: str | None, data_dir: str | None) -> SymbolCacheSettings:
-    from procsupervisor import config
-
+def _settings(ctx: click.Context) -> SymbolCacheSettings:
+    loaded = load_config(ctx)
     try:
-        loaded = config.load(config_path, data_dir=data_dir)
         return SymbolCacheSettings.from_section(loaded.symbols, loaded.data_dir)
-    except (config.ConfigError, SymbolSettingsError) as exc:
+    except SymbolSettingsError as exc:
         raise click.ClickException(str(exc))
 
 
@@ -46,32 +45,18 @@ def _open_store(cache_dir: Path, size_limit_bytes: int | None) -> SymbolStore:
     default=None,
     help="Symbol cache directory (default: [symbols] cache_dir of the config).",
 )
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False),
-    default=None,
-    envvar="PROCSUPERVISOR_CONFIG",
-    help="Config file.",
-)
-@click.option(
-    "--data-dir",
-    type=click.Path(file_okay=False),
-    default=None,
-    help="Data directory (default: from the config).",
-)
+@config_options
 @click.pass_context
-def cache(
-    ctx: click.Context, cache_dir: Path | None, config_path: str | None, data_dir: str | None
-) -> None:
+def cache(ctx: click.Context, cache_dir: Path | None) -> None:
     """Inspect or tidy the shared symbol cache."""
     settings = None
-    if cache_dir is None or config_path is not None:
-        settings = _settings(config_path, data_dir)
+    config_given = config_path(ctx) is not None
+    if cache_dir is None or config_given:
+        settings = _settings(ctx)
     ctx.obj = {
         "cache_dir": cache_dir if cache_dir is not None else settings.cache_dir,
         # Only a config sets the limit; a bare --cache-dir keeps the one the workers recorded.
-        "size_limit": settings.cache_size_bytes if config_path is not None and settings else None,
+        "size_limit": settings.cache_size_bytes if config_given and settings else None,
     }
 
 

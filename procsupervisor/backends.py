@@ -1,43 +1,27 @@
 """The one place that turns backend names from the config into objects.
 
-Holds the registries of queue, source and destination backends and the metrics client.
-Backends are named by "module:Class" strings and imported only when chosen, so a deployment
-that never uses S3 never imports boto3, and nothing here depends on any particular backend.
+Builds the queue, the source, the destinations and the metrics client. Which class a name
+stands for is in `registry.py`; a backend is imported only when chosen, so nothing here
+depends on any particular backend. `load_class` is the registry's loader, also used for the
+processor and the worker entry point.
 """
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
 
 from procsupervisor.metrics import Metrics, NullMetrics
+from procsupervisor.registry import (
+    DESTINATION_BACKENDS,
+    QUEUE_BACKENDS,
+    SOURCE_BACKENDS,
+    load_class,
+)
 
 if TYPE_CHECKING:
     from procsupervisor.config import Config
     from procsupervisor.queues.base import CrashQueue
     from procsupervisor.storage.base import CrashDestination, CrashSource
-
-QUEUE_BACKENDS: dict[str, str] = {
-    "fs": "procsupervisor.queues.fs:FSQueue",
-    "rabbitmq": "procsupervisor.queues.rabbitmq:RabbitMQQueue",
-}
-
-SOURCE_BACKENDS: dict[str, str] = {
-    "fs": "procsupervisor.storage.fs:FSCrashStorage",
-    "s3": "procsupervisor.storage.s3:S3CrashStorage",
-}
-
-DESTINATION_BACKENDS: dict[str, str] = {
-    **SOURCE_BACKENDS,
-    "postgres": "procsupervisor.storage.postgres:PostgresCrashStorage",
-    "elasticsearch": "procsupervisor.storage.elasticsearch:ESCrashStorage",
-}
-
-
-def load_class(spec: str) -> type:
-    """Import "module:Name" and return the attribute."""
-    module_name, _, attribute = spec.partition(":")
-    return getattr(importlib.import_module(module_name), attribute)
 
 
 def make_queue(config: Config, metrics: Metrics) -> CrashQueue:

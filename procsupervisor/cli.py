@@ -1,8 +1,9 @@
 """The `procsupervisor` command line (DESIGN.md section 10).
 
-Every command finds the data directory from `--data-dir`, the config file (`--config` or
-$PROCSUPERVISOR_CONFIG, key [supervisor] data_dir), $PROCSUPERVISOR_HOME, else
-`./procsupervisor-data`. Commands that talk to a running supervisor use its control socket.
+Every command, in every group, finds the data directory from `--data-dir`, the config file
+(`--config` or $PROCSUPERVISOR_CONFIG, key [supervisor] data_dir), $PROCSUPERVISOR_HOME, else
+`./procsupervisor-data` (cli_context.py). Commands that talk to a running supervisor use its
+control socket.
 Groups owned by other parts of the project (`stackwalk`, `cache`, `db`) are imported only when
 used, so a broken or missing one never stops the others from working.
 """
@@ -17,9 +18,8 @@ from typing import Any
 
 import click
 
-from procsupervisor import config as config_module
 from procsupervisor import crashid
-from procsupervisor.config import Config, ConfigError
+from procsupervisor.cli_context import config_options, control_socket_path, load_config
 from procsupervisor.logs import configure as configure_logging
 from procsupervisor.storage.base import MAIN_DUMP_NAME
 
@@ -60,28 +60,15 @@ def _unavailable(name: str, error: str) -> click.Command:
     return command
 
 
-def _load_config(ctx: click.Context, overrides: dict[str, str] | None = None) -> Config:
-    options = ctx.find_root().params
-    try:
-        return config_module.load(
-            options.get("config"), data_dir=options.get("data_dir"), overrides=overrides
-        )
-    except ConfigError as exc:
-        raise click.ClickException(str(exc))
-
-
 def _control(ctx: click.Context, command: str, **args: Any) -> dict[str, Any]:
     from procsupervisor.supervisor.control import ControlError, request
 
-    options = ctx.find_root().params
     try:
-        socket_path = _load_config(ctx).supervisor.socket
+        socket_path = load_config(ctx).supervisor.socket
     except click.ClickException as exc:
         # A config file broken since the supervisor started must not lock the operator out:
         # find the socket leniently, and let the supervisor judge the file on `reload`.
-        socket_path = config_module.control_socket_path(
-            options.get("config"), data_dir=options.get("data_dir")
-        )
+        socket_path = control_socket_path(ctx)
         click.echo(f"warning: {exc.message}", err=True)
     try:
         reply = request(socket_path, command, **args)
@@ -93,31 +80,10 @@ def _control(ctx: click.Context, command: str, **args: Any) -> dict[str, Any]:
 
 
 @click.group(cls=LazyGroup)
-@click.option("--config", "-c", type=click.Path(dir_okay=False), default=None,
-              help="INI config file (default: $PROCSUPERVISOR_CONFIG, else embedded defaults).")
-@click.option("--data-dir", "-d", type=click.Path(file_okay=False), default=None,
-              help="Data directory (default: config, $PROCSUPERVISOR_HOME, ./procsupervisor-data).")
+@config_options
 @click.version_option(package_name="procsupervisor")
-def main(config: str | None, data_dir: str | None) -> None:
+def main() -> None:
     """procsupervisor: a supervised crash-report processor."""
-
-
-def _sub_options(func: Any) -> Any:
-    """`--config` / `--data-dir` are also accepted after the subcommand name."""
-    func = click.option("--data-dir", "-d", "sub_data_dir", type=click.Path(file_okay=False),
-                        default=None, help="Data directory.")(func)
-    return click.option("--config", "-c", "sub_config", type=click.Path(dir_okay=False),
-                        default=None, help="INI config file.")(func)
-
-
-def _merge_sub_options(
-    ctx: click.Context, sub_config: str | None, sub_data_dir: str | None
-) -> None:
-    root = ctx.find_root().params
-    if sub_config:
-        root["config"] = sub_config
-    if sub_data_dir:
-        root["data_dir"] = sub_data_dir
 
 
 _queue_option = click.option(
@@ -127,19 +93,17 @@ _queue_option = click.option(
 
 
 @main.command()
-@_sub_options
+@config_options
 @click.option("--workers", "-w", type=click.IntRange(0, 1024), default=None,
               help="Worker count (overrides [supervisor] workers, also across reloads).")
 @click.pass_context
-def start(ctx: click.Context, sub_config: str | None, sub_data_dir: str | None,
-          workers: int | None) -> None:
+def start(ctx: click.Context, workers: int | None) -> None:
     """Run the supervisor in the foreground until TERM/INT (graceful) or QUIT (fast)."""
     from procsupervisor.supervisor.arbiter import Supervisor, SupervisorError
     from procsupervisor.supervisor.control import AlreadyRunning, ControlError
 
-    _merge_sub_options(ctx, sub_config, sub_data_dir)
     overrides = {"workers": str(workers)} if workers is not None else None
-    config = _load_config(ctx, overrides)
+    config = load_config(ctx, overrides)
     configure_logging(config.log_level)
     try:
         code = Supervisor(config).run()
@@ -149,15 +113,13 @@ def start(ctx: click.Context, sub_config: str | None, sub_data_dir: str | None,
 
 
 @main.command()
-@_sub_options
+@config_options
 @click.option("--json", "as_json", is_flag=True, help="Print the raw JSON status.")
 @click.pass_context
-def status(ctx: click.Context, sub_config: str | None, sub_data_dir: str | None,
-           as_json: bool) -> None:
+def status(ctx: click.Context, as_json: bool) -> None:
     """Show the running supervisor's workers, queues and throughput."""
     from procsupervisor.supervisor.status import render
 
-    _merge_sub_options(ctx, sub_config, sub_data_dir)
     reply = _control(ctx, "status")
     if as_json:
         click.echo(json.dumps(reply["status"], indent=2, sort_keys=True))
@@ -166,47 +128,41 @@ def status(ctx: click.Context, sub_config: str | None, sub_data_dir: str | None,
 
 
 @main.command()
-@_sub_options
+@config_options
 @click.pass_context
-def reload(ctx: click.Context, sub_config: str | None, sub_data_dir: str | None) -> None:
+def reload(ctx: click.Context) -> None:
     """Re-read the config; an invalid file is reported and the old config keeps running."""
-    _merge_sub_options(ctx, sub_config, sub_data_dir)
     reply = _control(ctx, "reload")
     click.echo(f"reloaded (generation {reply.get('generation')})")
 
 
 @main.command()
-@_sub_options
+@config_options
 @click.option("--fast", is_flag=True, help="Kill workers now; in-flight crashes are redone later.")
 @click.pass_context
-def stop(ctx: click.Context, sub_config: str | None, sub_data_dir: str | None,
-         fast: bool) -> None:
+def stop(ctx: click.Context, fast: bool) -> None:
     """Stop the supervisor (gracefully unless --fast)."""
-    _merge_sub_options(ctx, sub_config, sub_data_dir)
     reply = _control(ctx, "stop", fast=fast)
     click.echo(f"stopping supervisor {reply.get('pid')}" + (" (fast)" if fast else ""))
 
 
 @main.command()
-@_sub_options
+@config_options
 @click.argument("count", type=click.IntRange(0, 1024))
 @click.pass_context
-def scale(ctx: click.Context, sub_config: str | None, sub_data_dir: str | None,
-          count: int) -> None:
+def scale(ctx: click.Context, count: int) -> None:
     """Set the number of workers."""
-    _merge_sub_options(ctx, sub_config, sub_data_dir)
     reply = _control(ctx, "scale", workers=count)
     click.echo(f"target workers: {reply.get('target_workers')}")
 
 
 @main.command()
-@_sub_options
+@config_options
 @click.argument("raw_json", type=click.Path(exists=True, dir_okay=False))
 @click.argument("dumps", nargs=-1)
 @_queue_option
 @click.pass_context
-def submit(ctx: click.Context, sub_config: str | None, sub_data_dir: str | None, raw_json: str,
-           dumps: tuple[str, ...], queue_name: str) -> None:
+def submit(ctx: click.Context, raw_json: str, dumps: tuple[str, ...], queue_name: str) -> None:
     """Store a raw crash and its dumps, queue it, print its crash id.
 
     DUMPS are files: one plain PATH is the main dump (upload_file_minidump); name every other
@@ -214,8 +170,7 @@ def submit(ctx: click.Context, sub_config: str | None, sub_data_dir: str | None,
     """
     from procsupervisor.intake import submit_crash
 
-    _merge_sub_options(ctx, sub_config, sub_data_dir)
-    config = _load_config(ctx)
+    config = load_config(ctx)
     try:
         raw_crash = json.loads(Path(raw_json).read_text(encoding="utf-8"))
         dump_files = _parse_dump_args(dumps)
@@ -238,36 +193,32 @@ def _parse_dump_args(args: tuple[str, ...]) -> dict[str, bytes]:
 
 
 @main.command()
-@_sub_options
+@config_options
 @click.argument("crash_ids", nargs=-1, required=True)
 @_queue_option
 @click.pass_context
-def enqueue(ctx: click.Context, sub_config: str | None, sub_data_dir: str | None,
-            crash_ids: tuple[str, ...], queue_name: str) -> None:
+def enqueue(ctx: click.Context, crash_ids: tuple[str, ...], queue_name: str) -> None:
     """Queue crash ids (`ID` or `ID:ruleset`) that are already stored."""
     from procsupervisor.intake import enqueue_ids
 
-    _merge_sub_options(ctx, sub_config, sub_data_dir)
     try:
-        count = enqueue_ids(_load_config(ctx), crash_ids, queue_name)
+        count = enqueue_ids(load_config(ctx), crash_ids, queue_name)
     except (ValueError, OSError) as exc:  # OSError: the queue (e.g. the broker) is unreachable
         raise click.ClickException(str(exc))
     click.echo(f"queued {count} on {queue_name}")
 
 
 @main.command()
-@_sub_options
+@config_options
 @click.argument("crash_id")
 @click.option("--ruleset", default=None, help="Ruleset to run (default: default).")
 @click.option("--no-save", is_flag=True, help="Print the processed crash without saving it.")
 @click.pass_context
-def process(ctx: click.Context, sub_config: str | None, sub_data_dir: str | None,
-            crash_id: str, ruleset: str | None, no_save: bool) -> None:
+def process(ctx: click.Context, crash_id: str, ruleset: str | None, no_save: bool) -> None:
     """Process one crash inline (for debugging) and print the processed crash."""
     from procsupervisor.workers.worker import CrashHandler
 
-    _merge_sub_options(ctx, sub_config, sub_data_dir)
-    config = _load_config(ctx)
+    config = load_config(ctx)
     configure_logging(config.log_level)
     if not crashid.is_valid(crash_id):
         raise click.ClickException(f"invalid crash id: {crash_id!r}")
@@ -288,16 +239,15 @@ def process(ctx: click.Context, sub_config: str | None, sub_data_dir: str | None
 
 
 @main.command("requeue-dead")
-@_sub_options
+@config_options
 @click.pass_context
-def requeue_dead(ctx: click.Context, sub_config: str | None, sub_data_dir: str | None) -> None:
+def requeue_dead(ctx: click.Context) -> None:
     """Move every dead-lettered crash back to the queue it came from."""
     from procsupervisor.backends import make_queue
     from procsupervisor.metrics import NullMetrics
 
-    _merge_sub_options(ctx, sub_config, sub_data_dir)
     try:
-        queue = make_queue(_load_config(ctx), NullMetrics())
+        queue = make_queue(load_config(ctx), NullMetrics())
         try:
             moved = queue.requeue_dead()
         finally:

@@ -13,8 +13,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from procsupervisor.logical_queues import DEFAULT_WEIGHTS
 from procsupervisor.logs import LEVELS
-from procsupervisor.queues.base import DEFAULT_WEIGHTS
+from procsupervisor.registry import (
+    DESTINATION_BACKENDS,
+    QUEUE_BACKENDS,
+    SOURCE_BACKENDS,
+    load_class,
+)
 
 SECTIONS = (
     "supervisor", "queue", "source", "destinations", "processor", "symbols", "statsd", "logging"
@@ -24,6 +30,9 @@ HOME_ENV = "PROCSUPERVISOR_HOME"
 CONFIG_ENV = "PROCSUPERVISOR_CONFIG"
 DEFAULT_DATA_DIR = "procsupervisor-data"
 DEFAULT_PROCESSOR = "procsupervisor.workers.processor:Processor"
+# The symbol cache checks its own [symbols] section. It is named, not imported, like the
+# backends: the configuration depends on none of the parts it configures.
+SYMBOL_SETTINGS = "procsupervisor.cache.settings:SymbolCacheSettings"
 
 # [supervisor] keys and their defaults (as the text an operator would write).
 SUPERVISOR_DEFAULTS: dict[str, str] = {
@@ -310,9 +319,6 @@ def _parse_weights(text: str, where: _Where) -> dict[str, int]:
 def _check_backend_names(
     queue_backend: str, source_backend: str, order: tuple[str, ...], where: _Where
 ) -> None:
-    # Imported here: the factories import backends lazily and must not import this module back.
-    from procsupervisor.backends import DESTINATION_BACKENDS, QUEUE_BACKENDS, SOURCE_BACKENDS
-
     if queue_backend not in QUEUE_BACKENDS:
         raise ConfigError(
             f"{where('queue', 'backend')}: unknown backend {queue_backend!r}"
@@ -334,10 +340,10 @@ def _check_backend_names(
 def _check_symbols(section: Mapping[str, str], data_dir: Path, path: Path | None) -> None:
     """Validate [symbols] now, so a bad value fails `start` or a reload, not every worker."""
     try:
-        from procsupervisor.cache.settings import SymbolCacheSettings
+        settings_class = load_class(SYMBOL_SETTINGS)
     except ImportError:
         return  # no symbol cache installed: workers run without symbols
     try:
-        SymbolCacheSettings.from_section(section, data_dir)
+        settings_class.from_section(section, data_dir)
     except ValueError as exc:
         raise ConfigError(f"{path or 'embedded defaults'}: {exc}")

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from procsupervisor import crashid
-from procsupervisor.queues.base import DEFAULT_QUEUE_NAMES
+from procsupervisor.logical_queues import DEFAULT_QUEUE_NAMES
 
 AWS_TEST_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",

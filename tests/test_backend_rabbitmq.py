@@ -12,8 +12,9 @@ import pika
 import pytest
 from _backend_helpers import TcpProxy, new_crash_id, unique_name
 
+from procsupervisor.logical_queues import DEFAULT_QUEUE_NAMES
 from procsupervisor.metrics import NullMetrics
-from procsupervisor.queues.base import DEFAULT_QUEUE_NAMES, Delivery
+from procsupervisor.queues.base import Delivery
 from procsupervisor.queues.rabbitmq import (
     ATTEMPT_HEADER,
     ORIGIN_HEADER,

@@ -13,6 +13,7 @@ import pytest
 from _cache_helpers import make_module, make_provider, write_symbol_tree
 from click.testing import CliRunner
 
+from procsupervisor import cli
 from procsupervisor.cache.cli import cache
 from procsupervisor.cache.download import temp_dir
 from procsupervisor.cache.locks import KeyLocks
@@ -49,6 +50,50 @@ def test_stats_reads_config(tmp_path: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     assert "index_entries: 5" in result.output
+
+
+@pytest.fixture
+def no_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.startswith("PROCSUPERVISOR_"):
+            monkeypatch.delenv(name)
+
+
+def test_config_given_to_the_main_command_reaches_the_cache_group(
+    tmp_path: Path, no_environment: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "p.ini"
+    config.write_text("[symbols]\ncache_dir = syms-cache\ncache_size_mb = 3\n")
+    _filled(tmp_path / "data" / "syms-cache").close()
+    monkeypatch.chdir(tmp_path)  # the default data dir (./procsupervisor-data) holds no cache
+    runner = CliRunner()
+    for args in (
+        ["--config", str(config), "--data-dir", str(tmp_path / "data"), "cache", "stats"],
+        ["-c", str(config), "cache", "--data-dir", str(tmp_path / "data"), "stats"],
+    ):
+        result = runner.invoke(cli.main, [*args, "--json"])
+        assert result.exit_code == 0, (args, result.output)
+        figures = json.loads(result.output)
+        assert figures["directory"] == str(tmp_path / "data" / "syms-cache")
+        assert figures["index_entries"] == 5
+    # prune keeps the config's size limit, as with `cache --config`
+    result = runner.invoke(
+        cli.main, ["--config", str(config), "-d", str(tmp_path / "data"), "cache", "prune"]
+    )
+    assert result.exit_code == 0, result.output
+    stats = runner.invoke(cache, ["--cache-dir", str(tmp_path / "data" / "syms-cache"), "stats",
+                                  "--json"])
+    assert json.loads(stats.output)["size_limit_bytes"] == 3 << 20
+
+
+def test_a_bad_config_is_one_line(tmp_path: Path, no_environment: None) -> None:
+    config = tmp_path / "bad.ini"
+    config.write_text("[symbols]\ncache_size_mb = huge\n")
+    for args in (["cache", "--config", str(config)], ["--config", str(config), "cache"]):
+        result = CliRunner().invoke(cli.main, [*args, "stats"])
+        assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
+        assert result.output.count("\n") == 1 and "cache_size_mb" in result.output
+        assert "Traceback" not in result.output
 
 
 def test_prune(tmp_path: Path) -> None:

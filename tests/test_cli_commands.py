@@ -102,3 +102,29 @@ def test_lazy_commands_fail_alone(run, monkeypatch: pytest.MonkeyPatch) -> None:
     assert "ghost" in run("--help")
     assert "unavailable" in run("ghost", "x", code=1)
     assert "requeued 0" in run("requeue-dead")
+
+
+def test_every_group_reads_the_same_config_flags(run, tmp_path: Path) -> None:
+    good, bad = tmp_path / "good.ini", tmp_path / "bad.ini"
+    good.write_text("[supervisor]\nworkers = 1\n")
+    bad.write_text("[supervisor]\nworkers = lots\n")
+    # before or after the command name; the one closest to the command wins
+    for args in (
+        ["--config", str(bad), "requeue-dead"],
+        ["--config", str(good), "requeue-dead", "--config", str(bad)],
+        ["--config", str(bad), "db", "init", "--dsn", "dbname=none"],
+        ["db", "migrate", "-c", str(bad)],
+        ["--config", str(bad), "cache", "stats"],
+        ["cache", "--config", str(bad), "stats"],
+    ):
+        out = run(*args, code=1)
+        assert out.count("\n") == 1, (args, out)  # one line, no traceback
+        assert f"{bad}: section [supervisor], key 'workers'" in out, args
+    assert "requeued 0" in run("--config", str(bad), "requeue-dead", "--config", str(good))
+
+
+def test_an_unparsable_config_is_one_line(run, tmp_path: Path) -> None:
+    ini = tmp_path / "broken.ini"
+    ini.write_text("[supervisor]\nworkers = 1\n  continued\nno equals sign here\n")
+    out = run("--config", str(ini), "submit", str(ini), code=1)
+    assert out.count("\n") == 1 and "cannot parse" in out

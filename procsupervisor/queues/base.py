@@ -10,8 +10,7 @@ import abc
 from dataclasses import dataclass, field
 from typing import Any
 
-DEFAULT_QUEUE_NAMES = ("priority", "normal", "reprocessing")
-DEFAULT_WEIGHTS = {"priority": 10, "normal": 5, "reprocessing": 1}
+from procsupervisor.logical_queues import DEFAULT_QUEUE_NAMES
 
 
 @dataclass

@@ -22,8 +22,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from procsupervisor.logical_queues import DEFAULT_QUEUE_NAMES
 from procsupervisor.metrics import Metrics
-from procsupervisor.queues.base import DEFAULT_QUEUE_NAMES, CrashQueue, Delivery
+from procsupervisor.queues.base import CrashQueue, Delivery
 
 MAX_BODY_CHARS = 200
 # How often an exhausted in-memory listing may be refreshed from the directory. A listing is

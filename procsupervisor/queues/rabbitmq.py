@@ -20,10 +20,9 @@ never acked (acking their tag on the new channel would ack the wrong message or 
 channel); a retry or dead-letter of such a delivery is still published, since its redelivered
 twin may already have been acked as a duplicate of the crash in flight. Connection errors
 never escape `get`/`ack`/`retry`/`dead_letter`/`poll`: they mark the connection broken, and
-`poll` reconnects with growing backoff. `poll` also runs
-`process_data_events(time_limit=0)` every loop turn, which answers heartbeats while every
-worker is busy on a long crash. Duplicates of a crash already in flight are acked by the
-supervisor, which knows what is in flight.
+it reconnects with growing backoff (rabbitmq_connection.py, which also keeps heartbeats
+answered). Duplicates of a crash already in flight are acked by the supervisor, which knows
+what is in flight.
 
 With `quorum = true` the three queues are quorum queues with `x-delivery-limit`: a message the
 broker had to redeliver more than that many times (its supervisor kept dying) goes to the
@@ -34,14 +33,21 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
 import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from procsupervisor.logical_queues import DEFAULT_QUEUE_NAMES
 from procsupervisor.metrics import Metrics, NullMetrics
-from procsupervisor.queues.base import DEFAULT_QUEUE_NAMES, CrashQueue, Delivery
+from procsupervisor.queues.base import CrashQueue, Delivery
+from procsupervisor.queues.rabbitmq_connection import (
+    DEFAULT_BACKOFF_S,
+    BrokerConnection,
+    declare_queue,
+    describe_error,
+    safe_url,
+)
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +56,6 @@ ORIGIN_HEADER = "x-procsupervisor-origin"
 REASON_HEADER = "x-procsupervisor-reason"
 DEAD_AT_HEADER = "x-procsupervisor-dead-lettered-at"
 MAX_REASON_CHARS = 1000
-DEFAULT_BACKOFF_S = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
-PERSISTENT = 2
 DEPTHS_CACHE_S = 1.0
 BROKER_HEADER_PREFIXES = ("x-death", "x-first-death", "x-last-death", "x-delivery-count")
 
@@ -75,26 +79,23 @@ class RabbitMQQueue(CrashQueue):
         blocked_timeout_s: float = 60.0,
         metrics: Metrics | None = None,
     ) -> None:
-        self.url = url
         self.names = {q: f"socorro.{q}" for q in DEFAULT_QUEUE_NAMES}
         self.names.update(names or {})
         self.deadletter_queue = deadletter_queue
         self.retry_prefix = retry_queue
         self.quorum = quorum
         self.delivery_limit = delivery_limit
-        self.heartbeat_s = heartbeat_s
-        self.socket_timeout_s = socket_timeout_s
-        self.connection_attempts = connection_attempts
-        self.backoff_s = reconnect_backoff_s or DEFAULT_BACKOFF_S
-        self.blocked_timeout_s = blocked_timeout_s
         self.metrics = metrics or NullMetrics()
-        self._connection: Any = None
-        self._channel: Any = None
-        self._pid: int | None = None
-        self.generation = 0  # bumped for every new channel; delivery tags carry it
-        self._failures = 0
-        self._next_connect_at = 0.0
-        self.reconnects = 0
+        self.broker = BrokerConnection(
+            url,
+            declare_topology=self._declare_all,
+            metrics=self.metrics,
+            heartbeat_s=heartbeat_s,
+            socket_timeout_s=socket_timeout_s,
+            connection_attempts=connection_attempts,
+            reconnect_backoff_s=reconnect_backoff_s,
+            blocked_timeout_s=blocked_timeout_s,
+        )
         self.stale_dropped = 0
         self._depths_cache: tuple[float, dict[str, int]] = (0.0, {})
 
@@ -121,64 +122,25 @@ class RabbitMQQueue(CrashQueue):
             metrics=metrics,
         )
 
-    # -- connection --------------------------------------------------------------------------
+    # -- connection and topology --------------------------------------------------------------
 
     @property
     def connected(self) -> bool:
-        return (
-            self._channel is not None
-            and self._channel.is_open
-            and self._connection is not None
-            and self._connection.is_open
-        )
+        return self.broker.connected
 
-    def _connect(self) -> None:
-        import pika
+    @property
+    def generation(self) -> int:
+        """Which channel delivery tags belong to; bumped by every reconnect."""
+        return self.broker.generation
 
-        params = pika.URLParameters(self.url)
-        params.heartbeat = self.heartbeat_s
-        params.socket_timeout = self.socket_timeout_s
-        params.connection_attempts = self.connection_attempts
-        params.blocked_connection_timeout = self.blocked_timeout_s
-        params.client_properties = {"connection_name": f"procsupervisor pid {os.getpid()}"}
-        connection = pika.BlockingConnection(params)
-        try:
-            self._declare_all(connection)
-            channel = connection.channel()
-            channel.confirm_delivery()
-        except Exception:
-            _quiet_close(connection)
-            raise
-        self._connection, self._channel, self._pid = connection, channel, os.getpid()
-        self.generation += 1
-        self._failures = 0
+    @property
+    def reconnects(self) -> int:
+        return self.broker.reconnects
 
     def _declare_all(self, connection: Any) -> None:
         for logical in DEFAULT_QUEUE_NAMES:
-            self._declare(connection, self.names[logical], self._origin_arguments())
-        self._declare(connection, self.deadletter_queue, self._deadletter_arguments())
-
-    def _declare(
-        self, connection: Any, name: str, arguments: dict[str, Any], accept_existing: bool = True
-    ) -> None:
-        """Declare on a throwaway channel: a refused declaration closes the channel it used,
-        and the consuming channel must never close (its delivery tags would go stale)."""
-        import pika
-
-        channel = connection.channel()
-        try:
-            channel.queue_declare(queue=name, durable=True, arguments=arguments)
-        except pika.exceptions.ChannelClosedByBroker as exc:
-            if exc.reply_code != 406 or not accept_existing:
-                raise
-            # The queue exists with other arguments (e.g. declared before `quorum` was set):
-            # use it as it is rather than refusing to start.
-            log.warning("queue %s exists with other arguments (%s); using it", name, exc)
-            channel = connection.channel()
-            channel.queue_declare(queue=name, passive=True)
-        finally:
-            if channel.is_open:
-                channel.close()
+            declare_queue(connection, self.names[logical], self._origin_arguments())
+        declare_queue(connection, self.deadletter_queue, self._deadletter_arguments())
 
     def _origin_arguments(self) -> dict[str, Any]:
         if not self.quorum:
@@ -193,62 +155,25 @@ class RabbitMQQueue(CrashQueue):
     def _deadletter_arguments(self) -> dict[str, Any]:
         return {"x-queue-type": "quorum"} if self.quorum else {}
 
-    def _ensure_connected(self) -> bool:
-        """Connected now, or reconnecting when its backoff allows; never raises."""
-        if self.connected and self._pid == os.getpid():
-            return True
-        now = time.monotonic()
-        if now < self._next_connect_at:
-            return False
-        self._drop_connection()
-        try:
-            self._connect()
-        except Exception as exc:
-            delay = self.backoff_s[min(self._failures, len(self.backoff_s) - 1)]
-            self._failures += 1
-            self._next_connect_at = time.monotonic() + delay
-            log.warning(
-                "rabbitmq connect failed attempt=%d retry_in_s=%.1f error=%s",
-                self._failures,
-                delay,
-                _describe(exc),
-            )
-            return False
-        if self.generation > 1:
-            self.reconnects += 1
-            log.info("rabbitmq reconnected generation=%d", self.generation)
-        return True
-
-    def _broken(self, action: str, exc: BaseException) -> None:
-        log.warning("rabbitmq %s failed, reconnecting: %s", action, _describe(exc))
-        self.metrics.incr("processor.rabbitmq.connection_error", tags={"action": action})
-        self._drop_connection()
-        # Let the next call reconnect at once; backoff applies only if that fails.
-        self._next_connect_at = 0.0
-
-    def _drop_connection(self) -> None:
-        connection, self._connection, self._channel = self._connection, None, None
-        if connection is not None and self._pid == os.getpid():
-            _quiet_close(connection)
+    def poll(self) -> None:
+        self.broker.poll()
 
     def close(self) -> None:
-        if self._pid is not None and self._pid != os.getpid():
-            # A forked child must not speak on its parent's connection: just forget it.
-            self._connection = self._channel = None
-            return
-        self._drop_connection()
+        self.broker.close()
 
     # -- consuming ---------------------------------------------------------------------------
 
     def get(self, queue: str) -> Delivery | None:
-        if queue not in self.names or not self._ensure_connected():
+        if queue not in self.names or not self.broker.ensure_connected():
             return None
         import pika
 
         try:
-            method, properties, body = self._channel.basic_get(self.names[queue], auto_ack=False)
+            method, properties, body = self.broker.channel.basic_get(
+                self.names[queue], auto_ack=False
+            )
         except (pika.exceptions.AMQPError, OSError) as exc:
-            self._broken("get", exc)
+            self.broker.broken("get", exc)
             return None
         if method is None:
             return None
@@ -282,10 +207,10 @@ class RabbitMQQueue(CrashQueue):
         if tag is None:
             return
         try:
-            self._channel.basic_ack(delivery_tag=tag)
+            self.broker.channel.basic_ack(delivery_tag=tag)
         except (pika.exceptions.AMQPError, OSError) as exc:
             # The broker requeues it with the channel; processing it again is harmless.
-            self._broken("ack", exc)
+            self.broker.broken("ack", exc)
 
     def retry(self, delivery: Delivery, reason: str, delay_s: float) -> None:
         """Publish a copy to a delay queue (confirmed), then ack the original."""
@@ -315,17 +240,17 @@ class RabbitMQQueue(CrashQueue):
     def _declare_retry_queue(self, name: str, arguments: dict[str, Any]) -> bool:
         import pika
 
-        if not self._ensure_connected():
+        if not self.broker.ensure_connected():
             return False
         try:
             # A delay queue with other arguments might never send messages back: not usable.
-            self._declare(self._connection, name, arguments, accept_existing=False)
+            declare_queue(self.broker.connection, name, arguments, accept_existing=False)
             return True
         except pika.exceptions.ChannelClosedByBroker as exc:
-            log.error("rabbitmq cannot declare retry queue %s: %s", name, _describe(exc))
+            log.error("rabbitmq cannot declare retry queue %s: %s", name, describe_error(exc))
             return False
         except (pika.exceptions.AMQPError, OSError) as exc:
-            self._broken("declare", exc)
+            self.broker.broken("declare", exc)
             return False
 
     def dead_letter(self, delivery: Delivery, reason: str) -> None:
@@ -353,32 +278,17 @@ class RabbitMQQueue(CrashQueue):
         # crash in flight, and then this copy is the only one left. Worst case is one extra
         # processing, which is harmless; skipping it could lose the crash.
         tag = self._current_tag(delivery)
-        if not self._ensure_connected():
+        if not self.broker.ensure_connected():
             return False
         try:
-            self._publish(queue_name, delivery.body, headers)
+            self.broker.publish(queue_name, delivery.body, headers)
             if tag is not None:
-                self._channel.basic_ack(delivery_tag=tag)
+                self.broker.channel.basic_ack(delivery_tag=tag)
             return True
         except (pika.exceptions.AMQPError, OSError) as exc:
             # Not confirmed, so not acked: the original comes back when the channel closes.
-            self._broken("republish", exc)
+            self.broker.broken("republish", exc)
             return False
-
-    def _publish(self, queue_name: str, body: str, headers: dict[str, Any] | None) -> None:
-        import pika
-
-        # With confirm_delivery on the channel, this returns only once the broker confirmed;
-        # `mandatory` makes a missing queue an error instead of a silent drop.
-        self._channel.basic_publish(
-            exchange="",
-            routing_key=queue_name,
-            body=body.encode("utf-8"),
-            properties=pika.BasicProperties(
-                delivery_mode=PERSISTENT, headers=headers or None, content_type="text/plain"
-            ),
-            mandatory=True,
-        )
 
     # -- producing ---------------------------------------------------------------------------
 
@@ -389,18 +299,19 @@ class RabbitMQQueue(CrashQueue):
         if queue not in self.names:
             raise ValueError(f"unknown queue {queue!r}")
         last_error: BaseException | None = None
-        for _ in range(max(2, self.connection_attempts)):
-            self._next_connect_at = 0.0
-            if not self._ensure_connected():
-                last_error = ConnectionError(f"cannot connect to RabbitMQ at {_safe_url(self.url)}")
+        for _ in range(max(2, self.broker.connection_attempts)):
+            if not self.broker.connect_now():
+                last_error = ConnectionError(
+                    f"cannot connect to RabbitMQ at {safe_url(self.broker.url)}"
+                )
                 continue
             try:
-                self._publish(self.names[queue], body, None)
+                self.broker.publish(self.names[queue], body, None)
                 return
             except (pika.exceptions.AMQPError, OSError) as exc:
                 last_error = exc
-                self._broken("publish", exc)
-        raise ConnectionError(f"publish to {queue} failed: {_describe(last_error)}")
+                self.broker.broken("publish", exc)
+        raise ConnectionError(f"publish to {queue} failed: {describe_error(last_error)}")
 
     def requeue_dead(self) -> int:
         """Move every dead-lettered message back to its origin queue with a fresh attempt count.
@@ -412,21 +323,21 @@ class RabbitMQQueue(CrashQueue):
         import pika
 
         moved = 0
-        if not self._ensure_connected():
-            raise ConnectionError(f"cannot connect to RabbitMQ at {_safe_url(self.url)}")
+        if not self.broker.ensure_connected():
+            raise ConnectionError(f"cannot connect to RabbitMQ at {safe_url(self.broker.url)}")
         try:
             while True:
-                method, properties, body = self._channel.basic_get(self.deadletter_queue)
+                method, properties, body = self.broker.channel.basic_get(self.deadletter_queue)
                 if method is None:
                     return moved
                 target = self._origin_queue(dict(properties.headers or {}))
-                self._publish(target, body.decode("utf-8", "replace"), None)
-                self._channel.basic_ack(delivery_tag=method.delivery_tag)
+                self.broker.publish(target, body.decode("utf-8", "replace"), None)
+                self.broker.channel.basic_ack(delivery_tag=method.delivery_tag)
                 moved += 1
         except (pika.exceptions.AMQPError, OSError) as exc:
-            self._broken("requeue_dead", exc)
+            self.broker.broken("requeue_dead", exc)
             raise ConnectionError(
-                f"requeue-dead stopped after moving {moved}: {_describe(exc)}"
+                f"requeue-dead stopped after moving {moved}: {describe_error(exc)}"
             ) from exc
 
     def _origin_queue(self, headers: Mapping[str, Any]) -> str:
@@ -444,24 +355,12 @@ class RabbitMQQueue(CrashQueue):
 
     # -- housekeeping ------------------------------------------------------------------------
 
-    def poll(self) -> None:
-        """Every loop turn: heartbeats and broker frames; reconnect when the backoff is due."""
-        if not self.connected:
-            self._ensure_connected()
-            return
-        import pika
-
-        try:
-            self._connection.process_data_events(time_limit=0)
-        except (pika.exceptions.AMQPError, OSError) as exc:
-            self._broken("poll", exc)
-
     def depths(self) -> dict[str, int]:
         # Status may be polled often; a second-old answer costs the broker nothing.
         cached_at, cached = self._depths_cache
         if cached and time.monotonic() - cached_at < DEPTHS_CACHE_S:
             return dict(cached)
-        if not self._ensure_connected():
+        if not self.broker.ensure_connected():
             return {}
         import pika
 
@@ -469,15 +368,15 @@ class RabbitMQQueue(CrashQueue):
         channel = None
         try:
             # Its own channel: a passive declare of a deleted queue closes the channel it used.
-            channel = self._connection.channel()
+            channel = self.broker.connection.channel()
             for logical, real in [*self.names.items(), ("deadletter", self.deadletter_queue)]:
                 frame = channel.queue_declare(queue=real, passive=True)
                 depths[logical] = int(frame.method.message_count)
             self._depths_cache = (time.monotonic(), dict(depths))
         except pika.exceptions.ChannelClosedByBroker as exc:
-            log.warning("rabbitmq queue depth unavailable: %s", _describe(exc))
+            log.warning("rabbitmq queue depth unavailable: %s", describe_error(exc))
         except (pika.exceptions.AMQPError, OSError) as exc:
-            self._broken("depths", exc)
+            self.broker.broken("depths", exc)
         finally:
             if channel is not None and channel.is_open:
                 try:
@@ -509,23 +408,3 @@ def _text(value: Any) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
-def _describe(exc: BaseException | None) -> str:
-    return f"{type(exc).__name__}: {exc}"[:300] if exc is not None else "unknown error"
-
-
-def _safe_url(url: str) -> str:
-    """The URL without its password, for messages."""
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme}://{host}{port}{parts.path}"
-
-
-def _quiet_close(connection: Any) -> None:
-    try:
-        if connection.is_open:
-            connection.close()
-    except Exception:
-        pass

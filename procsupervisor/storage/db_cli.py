@@ -7,25 +7,17 @@ before `db`) or $PROCSUPERVISOR_CONFIG, overridable as `PROCSUPERVISOR_DESTINATI
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import click
 
+from procsupervisor.cli_context import config_options, load_config
 from procsupervisor.storage import pg_schema
 
 
-def _settings(
-    ctx: click.Context, config: Path | None, dsn: str | None, schema: str | None
-) -> tuple[str, str]:
+def _settings(ctx: click.Context, dsn: str | None, schema: str | None) -> tuple[str, str]:
     """DSN and schema: flags first, then the configuration (file and environment)."""
-    from procsupervisor import config as config_module
-
-    path = config or ctx.find_root().params.get("config")
-    try:
-        loaded = config_module.load(path)
-    except config_module.ConfigError as exc:
-        raise click.ClickException(str(exc))
+    loaded = load_config(ctx)
     options = loaded.destination_options("postgres")
     dsn = dsn or (options.get("dsn") or "").strip()
     schema = schema or (options.get("schema") or "").strip() or "public"
@@ -69,12 +61,8 @@ def _run_migrations(dsn: str, schema: str, *, require_initialized: bool) -> None
     click.echo(f"schema {schema}: at version {pg_schema.LATEST_VERSION}")
 
 
-config_option = click.option(
-    "--config",
-    "config",
-    type=click.Path(path_type=Path, dir_okay=False),
-    default=None,
-    help="INI file with [destinations] postgres_dsn (and postgres_schema).",
+config_option = config_options(
+    config_help="INI file with [destinations] postgres_dsn (and postgres_schema)."
 )
 dsn_option = click.option("--dsn", default=None, help="libpq DSN; overrides the config file.")
 schema_option = click.option("--schema", default=None, help="Schema name (default public).")
@@ -95,11 +83,9 @@ def db() -> None:
 @dsn_option
 @schema_option
 @click.pass_context
-def init_command(
-    ctx: click.Context, config: Path | None, dsn: str | None, schema: str | None
-) -> None:
+def init_command(ctx: click.Context, dsn: str | None, schema: str | None) -> None:
     """Create the schema and its tables (safe to run again)."""
-    dsn, schema = _settings(ctx, config, dsn, schema)
+    dsn, schema = _settings(ctx, dsn, schema)
     _run_migrations(dsn, schema, require_initialized=False)
 
 
@@ -108,9 +94,7 @@ def init_command(
 @dsn_option
 @schema_option
 @click.pass_context
-def migrate_command(
-    ctx: click.Context, config: Path | None, dsn: str | None, schema: str | None
-) -> None:
+def migrate_command(ctx: click.Context, dsn: str | None, schema: str | None) -> None:
     """Apply pending migrations to an initialized schema."""
-    dsn, schema = _settings(ctx, config, dsn, schema)
+    dsn, schema = _settings(ctx, dsn, schema)
     _run_migrations(dsn, schema, require_initialized=True)
