@@ -119,10 +119,10 @@ def test_mutated_real_dumps(testdata: Path, seed_name: str) -> None:
 
 
 def test_mutated_dump_with_symbols(testdata: Path) -> None:
-    from procsupervisor.workers.stackwalker.api import symbol_provider
+    from procsupervisor.workers.stackwalker.symbols import DirectorySymbolProvider
 
     original = (testdata / "breakpad/minidump2.dmp").read_bytes()
-    provider = symbol_provider([testdata / "breakpad/symbols"])
+    provider = DirectorySymbolProvider([testdata / "breakpad/symbols"])
     rng = random.Random(2)
     for _ in range(25):
         check_input(mutate(original, rng), provider)
