@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from minidump_synth import write_demo_crash
 
 from procsupervisor.stackwalk_command import stackwalk
 from procsupervisor.workers.stackwalker.api import walk_minidump
+from procsupervisor.workers.stackwalker.minidump.builder import write_demo_crash
 
 
 @pytest.fixture

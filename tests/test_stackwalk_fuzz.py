@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from minidump_synth import (
+
+from procsupervisor.workers.stackwalker.minidump.builder import (
     ARCH_AMD64,
     ARCH_ARM,
     ARCH_ARM64,
@@ -29,7 +30,6 @@ from minidump_synth import (
     cv_pdb70,
     x86_context,
 )
-
 from procsupervisor.workers.stackwalker.model import SymbolProvider
 from procsupervisor.workers.stackwalker.output import json_dump, machine_readable
 from procsupervisor.workers.stackwalker.process import process_minidump
