@@ -43,6 +43,20 @@ def loose_hex(token: bytes) -> int:
     return unchecked_ulong(token, 16)
 
 
+def exact_line_record(line: bytes) -> tuple[int, int, int, int] | None:
+    """A line record's (address, size, line, file id) with the exact C checks, or None."""
+    tokens = tokenize(line, 4)
+    if tokens is None:
+        return None
+    base = checked_u64(tokens[0], 16)
+    size = checked_u64(tokens[1], 16)
+    number = checked_long(tokens[2], 10, 0)
+    file_id = checked_long(tokens[3], 10, 0)
+    if base is None or size is None or number is None or file_id is None:
+        return None
+    return base, size, number, file_id
+
+
 def with_optional_m(rest: bytes, max_tokens: int) -> tuple[bool, list[bytes]] | None:
     """Breakpad's TokenizeWithOptionalField(rest, "m", max_tokens) for FUNC and PUBLIC."""
     parts = rest.split(b" ", max_tokens - 2)

@@ -19,14 +19,13 @@ from procsupervisor.workers.stackwalker.symbols.containers import range_high
 from procsupervisor.workers.stackwalker.symbols.cparse import (
     LONG_MAX,
     U64_MAX,
-    checked_long,
-    checked_u64,
     strtol,
     tokenize,
     tokenize_partial,
 )
 from procsupervisor.workers.stackwalker.symbols.fields import (
     HEX_CHARS,
+    exact_line_record,
     hex_field,
     long_field,
     loose_hex,
@@ -208,7 +207,7 @@ class SymParser:
                     number = int(parts[2])
                     file_id = int(parts[3])
                 except ValueError:
-                    parsed = self._slow_line_record(line)
+                    parsed = exact_line_record(line)
                 else:
                     if (
                         base < U64_MAX
@@ -220,7 +219,7 @@ class SymParser:
                     else:
                         parsed = None
             else:
-                parsed = self._slow_line_record(line)
+                parsed = exact_line_record(line)
             if parsed is None:
                 self._error()
                 continue
@@ -241,19 +240,6 @@ class SymParser:
             line_number.append(number)
             line_file.append(file_id)
         self._cur_last_high = last_high
-
-    @staticmethod
-    def _slow_line_record(line: bytes) -> tuple[int, int, int, int] | None:
-        tokens = tokenize(line, 4)
-        if tokens is None:
-            return None
-        base = checked_u64(tokens[0], 16)
-        size = checked_u64(tokens[1], 16)
-        number = checked_long(tokens[2], 10, 0)
-        file_id = checked_long(tokens[3], 10, 0)
-        if base is None or size is None or number is None or file_id is None:
-            return None
-        return base, size, number, file_id
 
     def _keyword_line(self, line: bytes) -> bool:
         """Handle a keyword record; False if the line is not one (then it is a line record)."""
