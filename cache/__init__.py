@@ -4,11 +4,13 @@ Entry points (DESIGN.md section 9):
 - `provider.provider_from_config(symbols_section, data_dir, metrics)`: a worker's
   `CachingSymbolProvider` (keys of `[symbols]` in `settings`); `.get_symbols(module)`,
   `.stats()`, `.close()`.
-- `provider.build_provider(symbol_paths, cache_dir)`: for the `stackwalk` command.
+- `provider.build_provider(symbol_paths, cache_dir)`: for the `stackwalk` command; without a
+  cache_dir, the stackwalker's plain `DirectorySymbolProvider`.
 - `cli.cache`: the `procsupervisor cache stats|prune` click group.
 
 Parts: `store` (diskcache directory, bytes only via `disk`, vetted by `directory`), `locks`
 (single-flight), `memory_lru`, suppliers (`supplier_local`, `supplier_http`, `supplier_s3`,
-streaming through `download`), `codec` (the stackwalker's index format), `counters` and
-`shared_counters` (statsd and host-wide totals).
+streaming through `download`), `counters` and `shared_counters` (statsd and host-wide totals).
+It builds on the stackwalker's `symbols` package (index codec, path rule, path safety), never
+the other way round.
 """

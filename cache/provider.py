@@ -2,7 +2,9 @@
 
 `provider_from_config` builds one from the `[symbols]` section (keys documented in
 `procsupervisor.cache.settings`); call it in each worker after fork. `build_provider` serves
-the `stackwalk` CLI.
+the `stackwalk` command (procsupervisor/stackwalk_command.py). The index format, the symbol
+path rule and its safety check come from the stackwalker's `symbols` package, which knows
+nothing of this cache.
 
 Lookup order for a module, keyed `debug_file/debug_id`:
 1. the worker's LRU of loaded indexes (and of recent "no symbols" answers);
@@ -22,7 +24,6 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from procsupervisor.cache.codec import BreakpadIndexCodec, IndexCodec, IndexCorruptError
 from procsupervisor.cache.counters import CounterSink
 from procsupervisor.cache.download import temp_dir
 from procsupervisor.cache.errors import SupplierError
@@ -31,7 +32,7 @@ from procsupervisor.cache.memory_lru import MemoryLRU
 from procsupervisor.cache.settings import MIB, SymbolCacheSettings
 from procsupervisor.cache.shared_counters import SharedCounters
 from procsupervisor.cache.store import STORE_ERRORS, EntryKind, StoredEntry, SymbolStore
-from procsupervisor.cache.supplier_base import FetchedSymbols, SymbolSupplier, is_safe_relpath
+from procsupervisor.cache.supplier_base import FetchedSymbols, SymbolSupplier
 from procsupervisor.cache.supplier_http import HttpSymbolServer
 from procsupervisor.cache.supplier_local import LocalDirectorySupplier
 from procsupervisor.cache.supplier_s3 import S3SymbolSupplier, make_s3_client
@@ -40,6 +41,14 @@ from procsupervisor.workers.stackwalker.model import (
     CodeModule,
     SymbolIndexProtocol,
     SymbolProvider,
+)
+from procsupervisor.workers.stackwalker.symbols import (
+    BreakpadIndexCodec,
+    DirectorySymbolProvider,
+    IndexCodec,
+    IndexCorruptError,
+    is_safe_relpath,
+    symbol_file_relpath,
 )
 
 log = logging.getLogger(__name__)
@@ -52,12 +61,6 @@ def cache_key(module: CodeModule) -> str | None:
     if not module.debug_file or not module.debug_identifier:
         return None
     return f"{module.debug_file}/{module.debug_identifier}"
-
-
-def breakpad_relpath(module: CodeModule) -> str | None:
-    from procsupervisor.workers.stackwalker.symbols.supplier import symbol_file_relpath
-
-    return symbol_file_relpath(module)
 
 
 class CachingSymbolProvider:
@@ -75,7 +78,7 @@ class CachingSymbolProvider:
         memory_lru_entries: int = 64,
         memory_lru_bytes: int = 2048 * MIB,
         lock_timeout_s: float = 300.0,
-        relpath_for: Callable[[CodeModule], str | None] = breakpad_relpath,
+        relpath_for: Callable[[CodeModule], str | None] = symbol_file_relpath,
     ) -> None:
         self.store = store
         self.suppliers = list(suppliers)
@@ -342,10 +345,6 @@ def build_provider(symbol_paths: list[Path], cache_dir: Path | None) -> SymbolPr
     directory must not be shared between symbol roots holding different files for the same
     module, or the first one parsed wins."""
     if cache_dir is None:
-        from procsupervisor.workers.stackwalker.symbols.supplier import (
-            DirectorySymbolProvider,
-        )
-
         return DirectorySymbolProvider(list(symbol_paths))
     settings = SymbolCacheSettings(cache_dir=Path(cache_dir), paths=tuple(symbol_paths))
     return provider_from_settings(settings)

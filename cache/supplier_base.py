@@ -25,14 +25,6 @@ class SymbolSupplier(Protocol):
     def fetch(self, relpath: str, workdir: Path) -> FetchedSymbols | None:
         """The symbol file at Breakpad layout path `relpath`, or None if this supplier does not
         have it. Downloads go to a temp file in `workdir` and are returned only when complete.
-        Raises SupplierError when the answer is unknown (network error, server error)."""
+        Raises SupplierError when the answer is unknown (network error, server error).
+        `relpath` has passed `symbols.paths.is_safe_relpath`."""
         ...
-
-
-def is_safe_relpath(relpath: str) -> bool:
-    """True for exactly `<debug_file>/<debug_id>/<name>.sym` with no component that could
-    climb out of a symbol root or a URL prefix (the names come from hostile minidumps)."""
-    if "\\" in relpath or "\x00" in relpath:
-        return False
-    parts = relpath.split("/")
-    return len(parts) == 3 and all(part not in ("", ".", "..") for part in parts)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from procsupervisor.cache.supplier_base import FetchedSymbols
+from procsupervisor.workers.stackwalker.symbols.paths import find_symbol_file
 
 
 class LocalDirectorySupplier:
@@ -17,7 +18,7 @@ class LocalDirectorySupplier:
         return f"LocalDirectorySupplier({str(self.root)!r})"
 
     def fetch(self, relpath: str, workdir: Path) -> FetchedSymbols | None:
-        path = self.root / relpath
-        if not path.is_file():
+        path = find_symbol_file(self.root, relpath)
+        if path is None:
             return None
         return FetchedSymbols(path=path, transferred_bytes=0, temporary=False, origin=str(path))

@@ -24,7 +24,7 @@ from procsupervisor.logs import configure as configure_logging
 from procsupervisor.storage.base import MAIN_DUMP_NAME
 
 LAZY_COMMANDS = {
-    "stackwalk": "procsupervisor.workers.stackwalker.cli:stackwalk",
+    "stackwalk": "procsupervisor.stackwalk_command:stackwalk",
     "cache": "procsupervisor.cache.cli:cache",
     "db": "procsupervisor.storage.db_cli:db",
 }

@@ -24,15 +24,13 @@ import tempfile
 import time
 from pathlib import Path
 
+from procsupervisor import crashid
+from procsupervisor.queues.fs import FSQueue
+from procsupervisor.storage.fs import FSCrashStorage
+from procsupervisor.supervisor.control import ControlError, request
+from procsupervisor.workers.bench_processor import units_per_ms
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
-
-from _core_helpers import PYTHON, subprocess_env, units_per_ms  # noqa: E402
-
-from procsupervisor import crashid  # noqa: E402
-from procsupervisor.queues.fs import FSQueue  # noqa: E402
-from procsupervisor.storage.fs import FSCrashStorage  # noqa: E402
-from procsupervisor.supervisor.control import ControlError, request  # noqa: E402
 
 POLL_S = 0.05
 
@@ -54,15 +52,19 @@ def write_config(path: Path, data_dir: Path, workers: int, work_units: int,
         "[supervisor]\n"
         f"data_dir = {data_dir}\n"
         f"workers = {workers}\n"
-        "processor = _core_helpers:HookedProcessor\n"
+        "processor = procsupervisor.workers.bench_processor:BenchProcessor\n"
         "[destinations]\n"
         f"order = {destinations}\n"
         "[processor]\n"
-        "trivial = 1\n"
         f"work_units = {work_units}\n"
         "[logging]\nlevel = WARNING\n",
         encoding="utf-8",
     )
+
+
+def supervisor_env() -> dict[str, str]:
+    """This environment without PROCSUPERVISOR_* variables: the config file alone decides."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("PROCSUPERVISOR_")}
 
 
 def run_once(workers: int, count: int, work_units: int, destinations: str = "fs") -> float:
@@ -74,8 +76,8 @@ def run_once(workers: int, count: int, work_units: int, destinations: str = "fs"
         write_config(config, data_dir, workers, work_units, destinations)
         prepare(data_dir, count)
         with (work / "log").open("wb") as log:
-            proc = subprocess.Popen([PYTHON, "-m", "procsupervisor", "--config", str(config),
-                                     "start"], cwd=ROOT, env=subprocess_env(),
+            proc = subprocess.Popen([sys.executable, "-m", "procsupervisor", "--config",
+                                     str(config), "start"], cwd=ROOT, env=supervisor_env(),
                                     stdout=subprocess.DEVNULL, stderr=log)
             try:
                 return _measure(data_dir / "control.sock", count, proc, work / "log")

@@ -29,7 +29,7 @@ from pathlib import Path
 from procsupervisor.cache.provider import build_provider
 from procsupervisor.workers.stackwalker.api import walk_minidump
 from procsupervisor.workers.stackwalker.model import SymbolProvider
-from procsupervisor.workers.stackwalker.symbols.supplier import DirectorySymbolProvider
+from procsupervisor.workers.stackwalker.symbols import DirectorySymbolProvider
 
 REPO = Path(__file__).resolve().parent.parent
 

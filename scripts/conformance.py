@@ -20,9 +20,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from procsupervisor.workers.stackwalker.api import symbol_provider, walk_minidump
+from procsupervisor.workers.stackwalker.api import walk_minidump
 from procsupervisor.workers.stackwalker.model import CodeModule, SymbolProvider
-from procsupervisor.workers.stackwalker.symbols import symbol_file_relpath
+from procsupervisor.workers.stackwalker.symbols import (
+    DirectorySymbolProvider,
+    find_symbol_file,
+    symbol_file_relpath,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 HEADER_PREFIXES = ("OS|", "CPU|", "GPU|", "Crash|")
@@ -136,7 +140,7 @@ def symbol_file_exists(root: Path, module_line: str) -> bool:
     parts = module_line.split("|")
     module = CodeModule(0, 0, parts[1], "", debug_file=parts[3], debug_identifier=parts[4])
     relpath = symbol_file_relpath(module)
-    return relpath is not None and (root / relpath).is_file()
+    return relpath is not None and find_symbol_file(root, relpath) is not None
 
 
 def _crashing_module_has_symbols(expected: str, symbols_root: Path) -> bool:
@@ -201,11 +205,7 @@ def _display_name(testdata: Path, expected: Path) -> str:
 
 
 def directory_provider(root: Path) -> SymbolProvider | None:
-    try:
-        return symbol_provider([root])
-    except ImportError as exc:
-        print(f"warning: no symbol provider ({exc}); walking without symbols", file=sys.stderr)
-        return None
+    return DirectorySymbolProvider([root])
 
 
 def run_conformance(

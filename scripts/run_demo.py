@@ -16,19 +16,30 @@ import json
 import os
 import shutil
 import signal
+import struct
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))  # for minidump_synth.py, the test dump builder
+from procsupervisor import config as config_module
+from procsupervisor.intake import submit_crash
+from procsupervisor.supervisor.control import ControlError, request
+from procsupervisor.supervisor.status import render
+from procsupervisor.workers.stackwalker.minidump.builder import (
+    ARCH_AMD64,
+    PLATFORM_LINUX,
+    SymFunction,
+    SynthMinidump,
+    amd64_context,
+    cv_elf,
+    elf_debug_id,
+    sym_text,
+    write_sym,
+)
 
-from procsupervisor import config as config_module  # noqa: E402
-from procsupervisor.intake import submit_crash  # noqa: E402
-from procsupervisor.supervisor.control import ControlError, request  # noqa: E402
-from procsupervisor.supervisor.status import render  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 APP = "demo-app"
 APP_BASE = 0x400000
@@ -47,8 +58,6 @@ QUEUES = ("priority", "normal", "reprocessing")
 
 
 def write_symbols(symbols_dir: Path) -> None:
-    from minidump_synth import SymFunction, elf_debug_id, sym_text, write_sym
-
     functions = [SymFunction(a, s, n, line=10 + i, file="src/demo.cc")
                  for i, (a, s, n) in enumerate(FUNCTIONS)]
     write_sym(symbols_dir, APP, elf_debug_id(BUILD_ID), sym_text(APP, elf_debug_id(BUILD_ID),
@@ -57,16 +66,6 @@ def write_symbols(symbols_dir: Path) -> None:
 
 def build_dump(crashing_function: int) -> bytes:
     """A Linux amd64 dump: SIGSEGV in FUNCTIONS[i], called from main_loop, called from main."""
-    import struct
-
-    from minidump_synth import (
-        ARCH_AMD64,
-        PLATFORM_LINUX,
-        SynthMinidump,
-        amd64_context,
-        cv_elf,
-    )
-
     dump = SynthMinidump(platform_id=PLATFORM_LINUX, arch=ARCH_AMD64, cpu_count=2)
     dump.add_module(APP_BASE, 0x10000, f"/usr/bin/{APP}", cv=cv_elf(BUILD_ID))
     # Frame-pointer chain: rbp -> [saved rbp, return address] twice, then a zero rbp.
@@ -82,12 +81,8 @@ def build_dump(crashing_function: int) -> bytes:
 
 
 def sample_crashes(count: int, symbols_dir: Path) -> list[tuple[dict[str, Any], dict[str, bytes]]]:
-    try:
-        write_symbols(symbols_dir)
-        dumps = [build_dump(i % 3) for i in range(count)]
-    except ImportError:
-        # Without the test dump builder the pipeline still runs; the dump is only a stub.
-        dumps = [b"MDMP" + bytes(28) for _ in range(count)]
+    write_symbols(symbols_dir)
+    dumps = [build_dump(i % 3) for i in range(count)]
     now = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())
     return [
         (

@@ -118,7 +118,7 @@ def breakpad_signature(generator: SignatureGenerator, expected: Path) -> str:
 def processor_for(symbol_root: Path) -> Processor:
     """One processor per symbol root: building one (rulesets, siggen's compiled lists) costs
     more than processing a small dump."""
-    from procsupervisor.workers.stackwalker.symbols.supplier import DirectorySymbolProvider
+    from procsupervisor.workers.stackwalker.symbols import DirectorySymbolProvider
 
     return Processor(symbols=DirectorySymbolProvider([symbol_root]), metrics=NullMetrics())
 

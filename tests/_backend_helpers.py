@@ -241,7 +241,11 @@ class MotoProcess:
 
 def tiny_minidump() -> bytes:
     """A small valid amd64 minidump (one thread, one module, an exception): cheap to walk."""
-    from minidump_synth import SynthMinidump, amd64_context, cv_elf
+    from procsupervisor.workers.stackwalker.minidump.builder import (
+        SynthMinidump,
+        amd64_context,
+        cv_elf,
+    )
 
     dump = SynthMinidump()
     stack = dump.add_memory(0x7000, struct.pack("<8Q", 0x401010, 0, 0x401020, 0, 0, 0, 0, 0))

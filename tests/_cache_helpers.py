@@ -19,13 +19,13 @@ from pathlib import Path
 
 from diskcache.core import MODE_BINARY, MODE_RAW
 
-from procsupervisor.cache.codec import IndexCorruptError
 from procsupervisor.cache.disk import BytesOnlyDisk
 from procsupervisor.workers.stackwalker.model import (
     CodeModule,
     SymbolLookup,
     WindowsFrameInfo,
 )
+from procsupervisor.workers.stackwalker.symbols import IndexCorruptError
 
 TOY_MAGIC = b"TOYIDX01"
 

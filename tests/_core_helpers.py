@@ -5,9 +5,8 @@ config key that the tests set; production input cannot reach them. Their knobs c
 config's [processor] section:
 - `hold_dir`: a crash whose id is a file name in this folder waits (up to 60 s) until the file
   is removed, so a test can act while a worker is known to be busy with it;
-- `hang_marker`: a raw crash with this key set to true never finishes (deadline tests);
-- `work_units`: a fixed amount of CPU work per crash (`burn_cpu`, for benchmarks);
-- `trivial`: "1" skips the real Processor entirely (dispatch-ceiling benchmark).
+- `hang_marker`: a raw crash with this key set to true never finishes (deadline tests).
+(Benchmarks use the package's `procsupervisor.workers.bench_processor` instead.)
 """
 
 from __future__ import annotations
@@ -28,20 +27,16 @@ PYTHON = sys.executable
 
 
 class HookedProcessor:
-    """Wraps the product's Processor (or a trivial stand-in) with the test knobs above."""
+    """Wraps the product's Processor with the test knobs above."""
 
     def __init__(self, *, symbols: Any, metrics: Any, options: Mapping[str, str] | None) -> None:
+        from procsupervisor.workers.processor import Processor
+
         options = dict(options or {})
         self.hold_dir = Path(options["hold_dir"]) if options.get("hold_dir") else None
         self.hang_marker = options.get("hang_marker") or None
-        self.work_units = int(options.get("work_units") or 0)
-        self.trivial = options.get("trivial") == "1"
-        self.inner = None
-        if not self.trivial:
-            from procsupervisor.workers.processor import Processor
-
-            self.inner = Processor(symbols=symbols, metrics=metrics, options={})
-        self.rulesets = self.inner.rulesets if self.inner else ("default",)
+        self.inner = Processor(symbols=symbols, metrics=metrics, options={})
+        self.rulesets = self.inner.rulesets
 
     def process(
         self,
@@ -56,20 +51,9 @@ class HookedProcessor:
         if self.hang_marker and raw_crash.get(self.hang_marker) is True:
             while True:
                 time.sleep(1)
-        if self.work_units:
-            burn_cpu(self.work_units)
-        if self.inner is None:
-            return {"crash_id": crash_id, "uuid": crash_id, "success": True, "processor_notes": ""}
         return self.inner.process(crash_id, raw_crash, dumps, ruleset=ruleset, previous=previous)
 
     def poison(self, crash_id: str, raw_crash: dict[str, Any], reason: str) -> dict[str, Any]:
-        if self.inner is None:
-            return {
-                "crash_id": crash_id,
-                "uuid": crash_id,
-                "success": False,
-                "processor_notes": f"poison crash: {reason}",
-            }
         return self.inner.poison(crash_id, raw_crash, reason)
 
     def _wait_if_held(self, crash_id: str) -> None:
@@ -78,23 +62,6 @@ class HookedProcessor:
         give_up = time.monotonic() + 60
         while (self.hold_dir / crash_id).exists() and time.monotonic() < give_up:
             time.sleep(0.02)
-
-
-def burn_cpu(units: int) -> int:
-    """A fixed amount of pure-Python CPU work (not a fixed time: contention must show)."""
-    total = 0
-    for _ in range(units):
-        for i in range(1000):
-            total += i * i
-    return total
-
-
-def units_per_ms() -> float:
-    """How many `burn_cpu` units this machine does per millisecond on one core (now)."""
-    burn_cpu(200)  # warm up
-    start = time.process_time()
-    burn_cpu(2000)
-    return 2000 / ((time.process_time() - start) * 1000)
 
 
 def write_config(

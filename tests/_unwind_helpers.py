@@ -13,7 +13,7 @@ from procsupervisor.workers.stackwalker.model import (
     SymbolLookup,
     WindowsFrameInfo,
 )
-from procsupervisor.workers.stackwalker.unwind.cfi import parse_rule_set
+from procsupervisor.workers.stackwalker.symbols.cfi_rules import apply_rule_set
 
 # Each CPU's general registers, as the minidump reader gives them.
 REGISTER_NAMES = {
@@ -170,11 +170,11 @@ class FakeSymbols:
         for address, size, text in self.cfi_init:
             if address <= rel < address + size:
                 rules: dict[str, str] = {}
-                if not parse_rule_set(text, rules):
+                if not apply_rule_set(text, rules):
                     return None
                 for delta_address in sorted(self.cfi_deltas):
                     if address <= delta_address <= rel:
-                        parse_rule_set(self.cfi_deltas[delta_address], rules)
+                        apply_rule_set(self.cfi_deltas[delta_address], rules)
                 return rules
         return None
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import struct
 
 import pytest
-from minidump_synth import (
+
+from procsupervisor.workers.stackwalker.minidump.builder import (
     ARCH_AMD64,
     ARCH_ARM,
     ARCH_ARM64,
@@ -16,7 +17,6 @@ from minidump_synth import (
     arm_context,
     x86_context,
 )
-
 from procsupervisor.workers.stackwalker.minidump.context import (
     UnsupportedContext,
     instruction_pointer,

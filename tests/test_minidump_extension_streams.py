@@ -5,13 +5,12 @@ from __future__ import annotations
 import struct
 from pathlib import Path
 
-from minidump_synth import (
+from procsupervisor.workers.stackwalker.api import walk_minidump
+from procsupervisor.workers.stackwalker.minidump.builder import (
     SynthMinidump,
     Writer,
     amd64_context,
 )
-
-from procsupervisor.workers.stackwalker.api import walk_minidump
 from procsupervisor.workers.stackwalker.minidump.dump import Minidump
 from procsupervisor.workers.stackwalker.minidump.stream_types import (
     LINUX_AUXV,

@@ -5,7 +5,9 @@ from __future__ import annotations
 import struct
 
 import pytest
-from minidump_synth import (
+
+from procsupervisor.workers.stackwalker.api import walk_minidump
+from procsupervisor.workers.stackwalker.minidump.builder import (
     ARCH_AMD64,
     ARCH_X86,
     PLATFORM_LINUX,
@@ -14,8 +16,6 @@ from minidump_synth import (
     amd64_context,
     x86_context,
 )
-
-from procsupervisor.workers.stackwalker.api import walk_minidump
 from procsupervisor.workers.stackwalker.minidump.dump import Minidump
 from procsupervisor.workers.stackwalker.minidump.reader import ByteView, MinidumpFormatError
 from procsupervisor.workers.stackwalker.minidump.stream_types import (

@@ -1,11 +1,12 @@
-"""Streams parsed from synthetic minidumps (tests/minidump_synth.py)."""
+"""Streams parsed from synthetic minidumps (workers/stackwalker/minidump/builder/)."""
 
 from __future__ import annotations
 
 import struct
 
 import pytest
-from minidump_synth import (
+
+from procsupervisor.workers.stackwalker.minidump.builder import (
     ARCH_AMD64,
     ARCH_ARM,
     ARCH_X86,
@@ -18,7 +19,6 @@ from minidump_synth import (
     cv_pdb70,
     x86_context,
 )
-
 from procsupervisor.workers.stackwalker.minidump.dump import Minidump
 from procsupervisor.workers.stackwalker.minidump.header import HeaderError
 from procsupervisor.workers.stackwalker.minidump.stream_types import (

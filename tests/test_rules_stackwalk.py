@@ -130,7 +130,7 @@ def test_no_minidump_means_no_stackwalk() -> None:
 
 
 def _real_processor(testdata: Path, *roots: str, **options: str) -> Processor:
-    from procsupervisor.workers.stackwalker.symbols.supplier import DirectorySymbolProvider
+    from procsupervisor.workers.stackwalker.symbols import DirectorySymbolProvider
 
     provider = DirectorySymbolProvider([testdata / root for root in roots])
     return Processor(symbols=provider, metrics=NullMetrics(), options=options)

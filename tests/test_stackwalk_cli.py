@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from minidump_synth import write_demo_crash
 
+from procsupervisor.stackwalk_command import stackwalk
 from procsupervisor.workers.stackwalker.api import walk_minidump
-from procsupervisor.workers.stackwalker.cli import stackwalk
+from procsupervisor.workers.stackwalker.minidump.builder import write_demo_crash
 
 
 @pytest.fixture
@@ -90,3 +90,18 @@ def test_api_accepts_an_mmap(crash: tuple[Path, Path]) -> None:
     assert "0|0|demo||||0x1108" in text
     del result  # its views pin the map
     mapped.close()
+
+
+def test_an_unusable_cache_directory_is_one_line_not_a_traceback(
+    crash: tuple[Path, Path], tmp_path: Path
+) -> None:
+    dump, root = crash
+    shared = tmp_path / "shared-cache"
+    shared.mkdir(mode=0o777)
+    shared.chmod(0o777)  # group/world-writable: the cache refuses it
+    result = CliRunner().invoke(
+        stackwalk, [str(dump), "--symbols-path", str(root), "--cache-dir", str(shared)]
+    )
+    assert result.exit_code == 1
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert result.output.count("\n") == 1 and "world-writable" in result.output

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from minidump_synth import (
+
+from procsupervisor.workers.stackwalker.minidump.builder import (
     ARCH_AMD64,
     ARCH_ARM,
     ARCH_ARM64,
@@ -29,7 +30,6 @@ from minidump_synth import (
     cv_pdb70,
     x86_context,
 )
-
 from procsupervisor.workers.stackwalker.model import SymbolProvider
 from procsupervisor.workers.stackwalker.output import json_dump, machine_readable
 from procsupervisor.workers.stackwalker.process import process_minidump
@@ -119,10 +119,10 @@ def test_mutated_real_dumps(testdata: Path, seed_name: str) -> None:
 
 
 def test_mutated_dump_with_symbols(testdata: Path) -> None:
-    from procsupervisor.workers.stackwalker.api import symbol_provider
+    from procsupervisor.workers.stackwalker.symbols import DirectorySymbolProvider
 
     original = (testdata / "breakpad/minidump2.dmp").read_bytes()
-    provider = symbol_provider([testdata / "breakpad/symbols"])
+    provider = DirectorySymbolProvider([testdata / "breakpad/symbols"])
     rng = random.Random(2)
     for _ in range(25):
         check_input(mutate(original, rng), provider)

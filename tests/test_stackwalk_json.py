@@ -13,8 +13,9 @@ from typing import Any
 
 import pytest
 
-from procsupervisor.workers.stackwalker.api import symbol_provider, walk_minidump
+from procsupervisor.workers.stackwalker.api import walk_minidump
 from procsupervisor.workers.stackwalker.minidump.dump import Minidump
+from procsupervisor.workers.stackwalker.symbols import DirectorySymbolProvider
 
 CASES = [
     ("json-pretty-symbols", "rust-minidump/test.dmp", "rust-minidump/symbols"),
@@ -37,7 +38,7 @@ def snapshot(testdata: Path, name: str) -> dict[str, Any]:
 @pytest.mark.parametrize(("name", "dump", "symbols"), CASES)
 def test_matches_rust_minidump(testdata: Path, name: str, dump: str, symbols: str | None) -> None:
     want = snapshot(testdata, name)
-    provider = symbol_provider([testdata / symbols]) if symbols else None
+    provider = DirectorySymbolProvider([testdata / symbols]) if symbols else None
     data = (testdata / dump).read_bytes()
     got = walk_minidump(data, provider).to_json_dump()
 

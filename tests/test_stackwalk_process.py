@@ -6,7 +6,10 @@ import struct
 from dataclasses import dataclass
 
 import pytest
-from minidump_synth import (
+
+from procsupervisor.workers.stackwalker import api
+from procsupervisor.workers.stackwalker.api import walk_minidump
+from procsupervisor.workers.stackwalker.minidump.builder import (
     ARCH_AMD64,
     ARCH_X86,
     PLATFORM_LINUX,
@@ -18,9 +21,6 @@ from minidump_synth import (
     cv_pdb70,
     x86_context,
 )
-
-from procsupervisor.workers.stackwalker import api
-from procsupervisor.workers.stackwalker.api import walk_minidump
 from procsupervisor.workers.stackwalker.model import (
     CodeModule,
     SymbolLookup,

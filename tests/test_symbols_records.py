@@ -332,6 +332,17 @@ def test_cfi_bad_init_text_gives_none() -> None:
     assert index.find_cfi_rules(0x200) is None
 
 
+def test_cfi_tokens_before_the_first_name_are_an_error() -> None:
+    # CFIRuleParser reports pending tokens when a name comes: with no name yet, that fails.
+    index = sym(
+        "STACK CFI INIT 100 10 .cfa: sp 0 + .ra: lr",
+        "STACK CFI 104 junk x29: .cfa -16 + ^",  # applies nothing
+        "STACK CFI INIT 200 10 junk .cfa: sp 0 + .ra: lr",  # INIT fails: no CFI
+    )
+    assert index.find_cfi_rules(0x105) == {".cfa": "sp 0 +", ".ra": "lr"}
+    assert index.find_cfi_rules(0x200) is None
+
+
 def test_cfi_only_fragment_without_module_line() -> None:
     index = sym("STACK CFI INIT 10 4 .cfa: $esp 4 + .ra: .cfa 4 - ^")
     assert index.module is None

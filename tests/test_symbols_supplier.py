@@ -9,10 +9,12 @@ import pytest
 from procsupervisor.workers.stackwalker.model import CodeModule
 from procsupervisor.workers.stackwalker.symbols import (
     DirectorySymbolProvider,
+    find_symbol_file,
+    is_safe_relpath,
+    load_sym_file,
     parse_sym,
     symbol_file_relpath,
 )
-from procsupervisor.workers.stackwalker.symbols.supplier import load_sym_file
 
 
 def module(debug_file: str, debug_id: str, code_file: str = "app") -> CodeModule:
@@ -37,6 +39,30 @@ def module(debug_file: str, debug_id: str, code_file: str = "app") -> CodeModule
 )
 def test_symbol_file_relpath(debug_file: str, debug_id: str, expected: str | None) -> None:
     assert symbol_file_relpath(module(debug_file, debug_id)) == expected
+
+
+@pytest.mark.parametrize(
+    "relpath",
+    ["../ID/x.sym", "a/../x.sym", "a/./x.sym", "a//x.sym", "a/ID/x/y.sym", "a\\..\\b/ID/x.sym",
+     "a/ID\x00/x.sym", "a/ID", ""],
+)  # fmt: skip
+def test_unsafe_relpaths_are_never_resolved(tmp_path: Path, relpath: str) -> None:
+    (tmp_path / "root").mkdir()
+    write(tmp_path, "ID/x.sym", "FUNC 10 10 0 outside\n")  # where "../ID/x.sym" would lead
+    assert not is_safe_relpath(relpath)
+    assert find_symbol_file(tmp_path / "root", relpath) is None
+
+
+def test_cache_supplier_and_plain_provider_resolve_the_same_file(tmp_path: Path) -> None:
+    from procsupervisor.cache.supplier_local import LocalDirectorySupplier
+
+    path = write(tmp_path, "app.pdb/ID/app.sym", "FUNC 10 10 0 f\n")
+    relpath = symbol_file_relpath(module("c:\\out\\app.pdb", "ID"))
+    assert relpath == "app.pdb/ID/app.sym" and is_safe_relpath(relpath)
+    assert find_symbol_file(tmp_path, relpath) == path
+    fetched = LocalDirectorySupplier(tmp_path).fetch(relpath, tmp_path)
+    assert fetched is not None and fetched.path == path and not fetched.temporary
+    assert LocalDirectorySupplier(tmp_path).fetch("../app.pdb/ID/app.sym", tmp_path) is None
 
 
 def write(root: Path, relpath: str, text: str) -> Path:

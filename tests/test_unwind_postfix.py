@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
 from _unwind_helpers import StackMemory
 
-from procsupervisor.workers.stackwalker.unwind.cfi import find_caller_registers, parse_rule_set
+from procsupervisor.workers.stackwalker.symbols.cfi_rules import apply_rule_set
+from procsupervisor.workers.stackwalker.unwind.cfi import find_caller_registers
 from procsupervisor.workers.stackwalker.unwind.postfix import PostfixEvaluator
 
 
@@ -78,15 +80,34 @@ def test_assignment_rules() -> None:
 
 def test_parse_rule_set() -> None:
     rules: dict[str, str] = {}
-    assert parse_rule_set(".cfa: $rsp 8 +\t.ra: .cfa -8 + ^", rules)
+    assert apply_rule_set(".cfa: $rsp 8 +\t.ra: .cfa -8 + ^", rules)
     assert rules == {".cfa": "$rsp 8 +", ".ra": ".cfa -8 + ^"}
-    assert parse_rule_set("$rbp: .cfa -16 + ^ .cfa: $rsp 16 +", rules)
+    assert apply_rule_set("$rbp: .cfa -16 + ^ .cfa: $rsp 16 +", rules)
     assert rules[".cfa"] == "$rsp 16 +" and rules["$rbp"] == ".cfa -16 + ^"
-    assert not parse_rule_set("orphan .cfa: 1", {})
+    assert not apply_rule_set("orphan .cfa: 1", {})
     partial: dict[str, str] = {}
-    assert not parse_rule_set("$r1: 4 $r2: .ra: 5", partial)
+    assert not apply_rule_set("$r1: 4 $r2: .ra: 5", partial)
     assert partial == {"$r1": "4"}
-    assert not parse_rule_set(": 5", {})
+    assert not apply_rule_set(": 5", {})
+
+
+@pytest.mark.parametrize(
+    ("text", "ok", "applied"),
+    [
+        # Cases where two former parsers disagreed; Breakpad's CFIRuleParser decides.
+        ("orphan .cfa: 1", False, {}),  # tokens before any name: an error, nothing applied
+        (".cfa: 1 :", False, {}),  # a lone ":" fails before the pending rule is reported
+        (".cfa: 1 .ra:", False, {".cfa": "1"}),  # reported at the next name, then the error
+        ("", False, {}),  # no rule at all
+        (" \t ", False, {}),
+        (".cfa: $rsp\r\n8 + .ra:\r.cfa", True, {".cfa": "$rsp 8 +", ".ra": ".cfa"}),
+        ("a: \v1", True, {"a": "\v1"}),  # only space, tab, CR and LF separate tokens
+    ],
+)
+def test_rule_set_edge_cases(text: str, ok: bool, applied: dict[str, str]) -> None:
+    rules: dict[str, str] = {}
+    assert apply_rule_set(text, rules) is ok
+    assert rules == applied
 
 
 def test_find_caller_registers() -> None:

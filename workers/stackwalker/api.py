@@ -1,6 +1,8 @@
 """The stackwalker's entry point: a minidump's bytes in, a ProcessResult out. Never raises.
 
-Used by the stackwalk rule (workers/rules), the `stackwalk` CLI and scripts/conformance.py.
+Used by the stackwalk rule (workers/rules), the `stackwalk` command and scripts/conformance.py.
+Symbols come from any `SymbolProvider`: `symbols.DirectorySymbolProvider` for local roots, or the
+shared symbol cache (procsupervisor.cache), which builds on this package, never the reverse.
 """
 
 from __future__ import annotations
@@ -9,7 +11,6 @@ import logging
 import mmap
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from procsupervisor.workers.stackwalker.model import SymbolProvider
@@ -66,9 +67,3 @@ def walk_minidump(
         return ProcessResult(STATUS_INTERNAL_ERROR, [note])
     return ProcessResult(state.status, state.notes, state)
 
-
-def symbol_provider(symbol_paths: list[Path], cache_dir: Path | None = None) -> SymbolProvider:
-    """Symbol directories (Breakpad's layout), behind the shared cache when cache_dir is set."""
-    from procsupervisor.cache.provider import build_provider
-
-    return build_provider(list(symbol_paths), cache_dir)

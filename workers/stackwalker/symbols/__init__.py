@@ -13,22 +13,43 @@
 inline_records, cfi_inits, cfi_deltas, stack_win), `errors` (counted parse errors, §1.5),
 `inline_errors`, `corrupt` (errors > 0) and `truncated` (parsing stopped after the 101st error).
 Names are decoded as UTF-8 with replacement characters for invalid bytes.
+
+Finding files (§2.1): `symbol_file_relpath(module)` is Breakpad's `<debug_file>/<debug_id>/
+<name>.sym` rule, `is_safe_relpath` the one check that such a path stays inside its root, and
+`find_symbol_file(root, relpath)` resolves one. `DirectorySymbolProvider(roots)` serves local
+roots without a cache; `BreakpadIndexCodec` is the index format as a cache stores it.
 """
 
 from __future__ import annotations
 
+from procsupervisor.workers.stackwalker.symbols.codec import (
+    BreakpadIndexCodec,
+    IndexCodec,
+    IndexCorruptError,
+)
+from procsupervisor.workers.stackwalker.symbols.directory import (
+    DirectorySymbolProvider,
+    load_sym_file,
+)
 from procsupervisor.workers.stackwalker.symbols.index import SymbolIndex
 from procsupervisor.workers.stackwalker.symbols.layout import SymbolIndexError
 from procsupervisor.workers.stackwalker.symbols.parser import parse_sym
-from procsupervisor.workers.stackwalker.symbols.supplier import (
-    DirectorySymbolProvider,
+from procsupervisor.workers.stackwalker.symbols.paths import (
+    find_symbol_file,
+    is_safe_relpath,
     symbol_file_relpath,
 )
 
 __all__ = [
+    "BreakpadIndexCodec",
     "DirectorySymbolProvider",
+    "IndexCodec",
+    "IndexCorruptError",
     "SymbolIndex",
     "SymbolIndexError",
+    "find_symbol_file",
+    "is_safe_relpath",
+    "load_sym_file",
     "parse_sym",
     "symbol_file_relpath",
 ]

@@ -1,43 +1,55 @@
-"""CFI rule-set text (BREAKPAD.md §6.3): "name: expr name: expr ..." applied into a dict."""
+"""CFI rule-set text (BREAKPAD.md §6.3): "name: expr name: expr ..." applied into a dict.
+
+The one parser of rule sets: the symbol index applies STACK CFI INIT and delta rules with it,
+and the unwinder only evaluates the resulting dict (unwind/cfi.py).
+"""
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
+
+# Breakpad tokenises rule text with strtok on these four characters, no other whitespace.
+_TOKEN_BREAKS = re.compile(r"[ \t\r\n]+")
+
+RuleList = tuple[tuple[str, str], ...]
 
 
 @lru_cache(maxsize=8192)
-def parse_rule_set(text: str) -> tuple[tuple[tuple[str, str], ...], bool]:
+def parse_rule_set(text: str) -> tuple[RuleList, bool]:
     """The (name, expression) rules in `text`, in order, and whether it parsed without error.
 
-    Like Breakpad's CFIRuleParser: on an error the rules reported before it are still returned.
-    Expression tokens before the first name are dropped when a name follows (the reference does
-    the same). Rule texts repeat a lot across a module, hence the cache."""
+    Breakpad's CFIRuleParser: a rule is reported when the next name or the end is reached, so
+    on an error the rules reported before it are returned. Errors: expression tokens before
+    any name, a name with an empty expression, a lone ":" (whose pending rule is then never
+    reported), and a text with no rule at all. Rule texts repeat a lot across a module, hence
+    the cache."""
     rules: list[tuple[str, str]] = []
-    name: str | None = None
+    name = ""
     expression: list[str] = []
-    for token in text.replace("\t", " ").split(" "):
+    for token in _TOKEN_BREAKS.split(text):
         if not token:
             continue
         if token.endswith(":"):
             if len(token) < 2:
                 return tuple(rules), False
-            if name is not None:
-                if not expression:
+            if name or expression:
+                if not name or not expression:
                     return tuple(rules), False
                 rules.append((name, " ".join(expression)))
             name = token[:-1]
             expression = []
         else:
             expression.append(token)
-    if name is None or not expression:
+    if not name or not expression:
         return tuple(rules), False
     rules.append((name, " ".join(expression)))
     return tuple(rules), True
 
 
 def apply_rule_set(text: str, rules: dict[str, str]) -> bool:
-    """Apply the rules in `text` to `rules` in order; False on a parse error (rules before the
-    error stay applied)."""
+    """Apply the rules in `text` to `rules` in order (a later rule for a name replaces the
+    earlier one); False on a parse error, with the rules reported before it applied."""
     parsed, ok = parse_rule_set(text)
     rules.update(parsed)
     return ok

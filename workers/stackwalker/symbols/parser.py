@@ -1,47 +1,45 @@
 """Breakpad `.sym` parser with BasicSourceLineResolver's semantics (BREAKPAD.md §1).
 
-`SymParser.parse(data)` reads the whole text and returns the index sections (tables.py);
-`parse_sym(data)` lays them out as a ready SymbolIndex. Records are kept in flat arrays, not
-per-record objects; the common, well-formed shapes of each record go through `bytes.split` +
-`int()` and anything unusual falls back to the exact C-semantics helpers in cparse.py, so both
-give the same answers.
+`SymParser.parse(data)` reads the whole text into `ParsedRecords` (records.py) and returns the
+index sections that builder.py lays out from them; `parse_sym(data)` serializes those as a ready
+SymbolIndex. This module reads records: the common, well-formed shapes of each record go through
+`bytes.split` + `int()` and anything unusual falls back to the exact C-semantics field parsers
+(fields.py, cparse.py), so both give the same answers.
 """
-
 from __future__ import annotations
 
-import json
 import mmap
 import re
 from array import array
-from dataclasses import dataclass, field
-from itertools import islice, repeat
-from operator import add, le, lt, sub
+from itertools import repeat
+from operator import add, le, sub
 
-from procsupervisor.workers.stackwalker.symbols.containers import (
-    ContainedRanges,
-    ExclusiveRanges,
-    range_high,
-)
+from procsupervisor.workers.stackwalker.symbols.builder import build_sections
+from procsupervisor.workers.stackwalker.symbols.containers import range_high
 from procsupervisor.workers.stackwalker.symbols.cparse import (
     LONG_MAX,
     U64_MAX,
-    checked_long,
-    checked_u64,
     strtol,
     tokenize,
     tokenize_partial,
-    unchecked_ulong,
+)
+from procsupervisor.workers.stackwalker.symbols.fields import (
+    HEX_CHARS,
+    exact_line_record,
+    hex_field,
+    long_field,
+    loose_hex,
+    with_optional_m,
 )
 from procsupervisor.workers.stackwalker.symbols.index import SymbolIndex
 from procsupervisor.workers.stackwalker.symbols.layout import serialize_sections
-from procsupervisor.workers.stackwalker.symbols.tables import NO_STRING, empty_sections
+from procsupervisor.workers.stackwalker.symbols.records import ParsedRecords
+from procsupervisor.workers.stackwalker.symbols.tables import NO_STRING
 
 MAX_ERRORS = 100  # Breakpad stops after the 101st counted error
 CHUNK_BYTES = 8 << 20
 
-_HEX_CHARS = b"0123456789abcdefABCDEF"
-_DEC_CHARS = b"0123456789"
-_LINE_RECORD_CHARS = _HEX_CHARS + b" "
+_LINE_RECORD_CHARS = HEX_CHARS + b" "
 # Lines that may be keyword records; every other line is a line record.
 _KEYWORD_LINE = re.compile(rb"^[FSPMI].*$", re.MULTILINE)
 # A run of plain line records. Digit counts are capped so that every value is far below the
@@ -63,100 +61,17 @@ class _Bail(Exception):
     """Raised internally after the 101st counted error."""
 
 
-def hex_field(token: bytes) -> int | None:
-    """Validated `strtoull(.., 16)` field (FUNC/PUBLIC/line/INLINE addresses and sizes)."""
-    if token and not token.translate(None, _HEX_CHARS):
-        value = int(token, 16)
-        return value if value < U64_MAX else None
-    return checked_u64(token, 16)
-
-
-def long_field(token: bytes, base: int, minimum: int) -> int | None:
-    """Validated `strtol` field: >= minimum and != LONG_MAX."""
-    if token and not token.translate(None, _DEC_CHARS if base == 10 else _HEX_CHARS):
-        value = int(token, base)
-        return value if value < LONG_MAX and value >= minimum else None
-    return checked_long(token, base, minimum)
-
-
-def loose_hex(token: bytes) -> int:
-    """Unvalidated `strtoul(.., 16)` (STACK WIN / STACK CFI numbers)."""
-    if token and not token.translate(None, _HEX_CHARS):
-        value = int(token, 16)
-        return value if value <= U64_MAX else U64_MAX
-    return unchecked_ulong(token, 16)
-
-
-def _with_optional_m(rest: bytes, max_tokens: int) -> tuple[bool, list[bytes]] | None:
-    """Breakpad's TokenizeWithOptionalField(rest, "m", max_tokens) for FUNC and PUBLIC."""
-    parts = rest.split(b" ", max_tokens - 2)
-    if len(parts) != max_tokens - 1 or b"" in parts:
-        found = tokenize(rest, max_tokens - 1)
-        if found is None:
-            return None
-        parts = found
-    if parts[0] != b"m":
-        return False, parts
-    tail = tokenize(parts[-1], 2)
-    if tail is None:
-        return None
-    return True, parts[1:-1] + tail
-
-
-@dataclass
-class ParseStats:
-    errors: int = 0
-    inline_errors: int = 0
-    truncated: bool = False  # stopped after the 101st counted error
-    counts: dict[str, int] = field(default_factory=dict)
-
-    def as_dict(self) -> dict[str, int | bool]:
-        result: dict[str, int | bool] = dict(self.counts)
-        result["errors"] = self.errors
-        result["inline_errors"] = self.inline_errors
-        result["corrupt"] = self.errors > 0
-        result["truncated"] = self.truncated
-        return result
-
-
 class SymParser:
     """One-shot parser: `SymParser().parse(data)` -> (index sections, metadata dict)."""
 
     def __init__(self) -> None:
-        self.stats = ParseStats()
-        self.module: dict[str, str] | None = None
-        # strings that repeat (CFI rules, files, ...) are deduplicated through _string_ids;
-        # function and public names go straight into the table
-        self._string_ids: dict[bytes, int] = {}
-        self._str_data = bytearray()
-        self._str_offsets = array("Q", [0])
-        self._files: dict[int, int] = {}
-        self._origins: dict[int, int] = {}
-        # FUNC records that were stored, by record number
-        self._funcs = ExclusiveRanges()
-        self._func_param = array("Q")
-        self._func_name = array("I")
-        self._func_flags = array("B")
-        self._func_line_lo = array("Q")
-        self._unsorted_line_funcs: set[int] = set()
-        self._func_inlines: dict[int, list[tuple[int, int | None, int, list[tuple[int, int]]]]] = {}
+        self.records = ParsedRecords()
+        self.stats = self.records.stats
+        # the FUNC that line and INLINE records belong to: a record number, NO_FUNC or
+        # DROPPED_FUNC; its highest line address so far; its current INLINE nesting level
         self._cur = NO_FUNC
         self._cur_last_high = -1
         self._cur_inline_level = 0
-        # line records of stored FUNCs, grouped by function in record order
-        self._line_base = array("Q")
-        self._line_high = array("Q")
-        self._line_number = array("Q")
-        self._line_file = array("Q")
-        self._publics: dict[int, tuple[int, int, int]] = {}
-        self._cfi_inits = ExclusiveRanges()
-        # in record order; a later delta at the same address replaces the earlier one
-        self._delta_addr = array("Q")
-        self._delta_rules = array("I")
-        self._win_maps = {t: ContainedRanges(allow_equal=False) for t in range(5)}
-        self._win_records: list[tuple[tuple[int, ...], int]] = []
-        self._win_stored = 0
-        self._inline_records = 0
 
     # ---- driver -------------------------------------------------------------------------
 
@@ -186,7 +101,7 @@ class SymParser:
                 self._feed(chunk)
         except _Bail:
             self.stats.truncated = True
-        return self._finish()
+        return build_sections(self.records)
 
     @staticmethod
     def _chunk_end(data: bytes | bytearray, pos: int, end: int) -> int:
@@ -204,29 +119,17 @@ class SymParser:
         if self.stats.errors > MAX_ERRORS:
             raise _Bail
 
-    def _add_string(self, text: bytes) -> int:
-        sid = len(self._str_offsets) - 1
-        self._str_data += text
-        self._str_offsets.append(len(self._str_data))
-        return sid
-
-    def _intern(self, text: bytes) -> int:
-        sid = self._string_ids.get(text)
-        if sid is None:
-            sid = self._add_string(text)
-            self._string_ids[text] = sid
-        return sid
-
     # ---- the per-line loop --------------------------------------------------------------
 
     def _feed(self, chunk: bytes) -> None:
         """Keyword lines one by one; the runs of line records between them in bulk."""
         pos = 0
         keyword_line = self._keyword_line
-        string_ids = self._string_ids
-        intern = self._intern
-        delta_addr = self._delta_addr
-        delta_rules = self._delta_rules
+        records = self.records
+        string_ids = records.string_ids
+        intern = records.intern
+        delta_addr = records.delta_addr
+        delta_rules = records.delta_rules
         for match in _KEYWORD_LINE.finditer(chunk):
             start = match.start()
             if start > pos:
@@ -242,7 +145,7 @@ class SymParser:
                     and parts[3]
                     and address
                     and len(address) <= 16
-                    and not address.translate(None, _HEX_CHARS)
+                    and not address.translate(None, HEX_CHARS)
                 ):
                     rules = parts[3]
                     sid = string_ids.get(rules)
@@ -273,19 +176,21 @@ class SymParser:
         if 0 in sizes or bases[0] <= self._cur_last_high or not all(map(le, ends[:-1], bases[1:])):
             self._line_records(body.split(b"\n"))
             return
-        self._line_base.extend(bases)
-        self._line_high.extend(map(sub, ends, repeat(1)))
-        self._line_number.extend(numbers)
-        self._line_file.extend(file_ids)
+        records = self.records
+        records.line_base.extend(bases)
+        records.line_high.extend(map(sub, ends, repeat(1)))
+        records.line_number.extend(numbers)
+        records.line_file.extend(file_ids)
         self._cur_last_high = ends[-1] - 1
 
     def _line_records(self, lines: list[bytes]) -> None:
         """Line records one at a time, with every rule (conflicts, errors)."""
         record_chars = _LINE_RECORD_CHARS
-        line_base = self._line_base
-        line_high = self._line_high
-        line_number = self._line_number
-        line_file = self._line_file
+        records = self.records
+        line_base = records.line_base
+        line_high = records.line_high
+        line_number = records.line_number
+        line_file = records.line_file
         cur = self._cur
         last_high = self._cur_last_high
         for line in lines:
@@ -302,7 +207,7 @@ class SymParser:
                     number = int(parts[2])
                     file_id = int(parts[3])
                 except ValueError:
-                    parsed = self._slow_line_record(line)
+                    parsed = exact_line_record(line)
                 else:
                     if (
                         base < U64_MAX
@@ -314,7 +219,7 @@ class SymParser:
                     else:
                         parsed = None
             else:
-                parsed = self._slow_line_record(line)
+                parsed = exact_line_record(line)
             if parsed is None:
                 self._error()
                 continue
@@ -327,7 +232,7 @@ class SymParser:
             if high > U64_MAX:
                 continue
             if base <= last_high:
-                self._unsorted_line_funcs.add(cur)
+                records.unsorted_line_funcs.add(cur)
             if high > last_high:
                 last_high = high
             line_base.append(base)
@@ -335,19 +240,6 @@ class SymParser:
             line_number.append(number)
             line_file.append(file_id)
         self._cur_last_high = last_high
-
-    @staticmethod
-    def _slow_line_record(line: bytes) -> tuple[int, int, int, int] | None:
-        tokens = tokenize(line, 4)
-        if tokens is None:
-            return None
-        base = checked_u64(tokens[0], 16)
-        size = checked_u64(tokens[1], 16)
-        number = checked_long(tokens[2], 10, 0)
-        file_id = checked_long(tokens[3], 10, 0)
-        if base is None or size is None or number is None or file_id is None:
-            return None
-        return base, size, number, file_id
 
     def _keyword_line(self, line: bytes) -> bool:
         """Handle a keyword record; False if the line is not one (then it is a line record)."""
@@ -372,7 +264,7 @@ class SymParser:
             if not self._inline_origin(line[14:]):
                 self.stats.inline_errors += 1
         elif line.startswith(b"MODULE "):
-            if self.module is None:
+            if self.records.module is None:
                 self._module(line[7:])
         elif line.startswith(b"INFO "):
             pass
@@ -383,7 +275,7 @@ class SymParser:
     # ---- records ------------------------------------------------------------------------
 
     def _func(self, rest: bytes) -> None:
-        found = _with_optional_m(rest, 5)
+        found = with_optional_m(rest, 5)
         parsed = None
         if found is not None:
             multiple, tokens = found
@@ -400,18 +292,19 @@ class SymParser:
         self._cur_last_high = -1
         self._cur_inline_level = 0
         high = range_high(base, size)
-        record = len(self._func_param)
-        if high is None or not self._funcs.store(base, high, record):
+        records = self.records
+        record = len(records.func_param)
+        if high is None or not records.funcs.store(base, high, record):
             self._cur = DROPPED_FUNC
             return
         self._cur = record
-        self._func_param.append(param)
-        self._func_name.append(self._add_string(name))
-        self._func_flags.append(1 if multiple else 0)
-        self._func_line_lo.append(len(self._line_base))
+        records.func_param.append(param)
+        records.func_name.append(records.add_string(name))
+        records.func_flags.append(1 if multiple else 0)
+        records.func_line_lo.append(len(records.line_base))
 
     def _public(self, rest: bytes) -> bool:
-        found = _with_optional_m(rest, 4)
+        found = with_optional_m(rest, 4)
         if found is None:
             return False
         multiple, tokens = found
@@ -421,9 +314,10 @@ class SymParser:
             return False
         if address == 0:
             return True
-        if address in self._publics:
+        publics = self.records.publics
+        if address in publics:
             return False
-        self._publics[address] = (param, self._add_string(tokens[2]), 1 if multiple else 0)
+        publics[address] = (param, self.records.add_string(tokens[2]), 1 if multiple else 0)
         return True
 
     def _file(self, rest: bytes) -> bool:
@@ -433,15 +327,16 @@ class SymParser:
         file_id = long_field(tokens[0], 10, 0)
         if file_id is None:
             return False
-        if file_id not in self._files:
-            self._files[file_id] = self._intern(tokens[1])
+        files = self.records.files
+        if file_id not in files:
+            files[file_id] = self.records.intern(tokens[1])
         return True
 
     def _module(self, rest: bytes) -> None:
         tokens = tokenize(rest, 4)
         if tokens is not None:
             os_name, arch, debug_id, name = (t.decode("utf-8", "replace") for t in tokens)
-            self.module = {"os": os_name, "arch": arch, "debug_id": debug_id, "name": name}
+            self.records.module = {"os": os_name, "arch": arch, "debug_id": debug_id, "name": name}
 
     def _stack(self, rest: bytes) -> bool:
         start = 0
@@ -466,14 +361,14 @@ class SymParser:
         if len(parts) != 4 or not parts[3]:
             return False
         init = parts[3].split(b" ", 2)
-        if len(init) != 3 or not init[2] or init[0].translate(None, _HEX_CHARS):
+        if len(init) != 3 or not init[2] or init[0].translate(None, HEX_CHARS):
             return False
-        if not init[0] or not init[1] or init[1].translate(None, _HEX_CHARS):
+        if not init[0] or not init[1] or init[1].translate(None, HEX_CHARS):
             return False
         base = int(init[0], 16)
         high = range_high(base, int(init[1], 16))
         if base <= U64_MAX and high is not None:
-            self._cfi_inits.store(base, high, self._intern(init[2]))
+            self.records.cfi_inits.store(base, high, self.records.intern(init[2]))
             return True
         return False
 
@@ -486,7 +381,7 @@ class SymParser:
             base = loose_hex(tokens[1])
             high = range_high(base, loose_hex(tokens[2]))
             if high is not None:
-                self._cfi_inits.store(base, high, self._intern(tokens[3]))
+                self.records.cfi_inits.store(base, high, self.records.intern(tokens[3]))
             return True
         parts = body.split(b" ", 1)
         if len(parts) != 2 or not parts[0] or not parts[1]:
@@ -494,8 +389,9 @@ class SymParser:
             if found is None:
                 return False
             parts = found
-        self._delta_addr.append(loose_hex(parts[0]))
-        self._delta_rules.append(self._intern(parts[1]))
+        records = self.records
+        records.delta_addr.append(loose_hex(parts[0]))
+        records.delta_rules.append(records.intern(parts[1]))
         return True
 
     def _stack_win(self, body: bytes) -> bool:
@@ -511,17 +407,18 @@ class SymParser:
         values = [loose_hex(t) & 0xFFFFFFFF for t in tokens[3:9]]
         has_program = loose_hex(tokens[9]) & 0xFFFFFFFF
         if has_program:
-            program = self._intern(tokens[10])
+            program = self.records.intern(tokens[10])
             allocates_bp = 0
         else:
             program = NO_STRING
             allocates_bp = 1 if loose_hex(tokens[10]) & 0xFFFFFFFF else 0
         values.append(allocates_bp)
-        record = len(self._win_records)
-        if self._win_maps[win_type].store(base, size, record):
-            self._win_stored += 1
+        records = self.records
+        record = len(records.win_records)
+        if records.win_maps[win_type].store(base, size, record):
+            records.win_stored += 1
             if win_type in (0, 4):
-                self._win_records.append((tuple(values), program))
+                records.win_records.append((tuple(values), program))
         return True
 
     def _inline_origin(self, rest: bytes) -> bool:
@@ -541,8 +438,9 @@ class SymParser:
             name = split[1]
         else:
             name = remaining
-        if origin_id not in self._origins:
-            self._origins[origin_id] = self._intern(name)
+        origins = self.records.origins
+        if origin_id not in origins:
+            origins[origin_id] = self.records.intern(name)
         return True
 
     def _inline(self, rest: bytes) -> bool:
@@ -579,167 +477,7 @@ class SymParser:
             return True  # dropped by AppendInline, silently
         self._cur_inline_level = nest
         if cur >= 0:
-            self._func_inlines.setdefault(cur, []).append((call_line, call_file, origin, ranges))
-            self._inline_records += 1
+            records = self.records
+            records.func_inlines.setdefault(cur, []).append((call_line, call_file, origin, ranges))
+            records.inline_records += 1
         return True
-
-    # ---- building the sections ----------------------------------------------------------
-
-    def _finish(self) -> tuple[dict[str, array], dict]:
-        sections = empty_sections()
-        self._finish_functions(sections)
-        self._finish_publics(sections)
-        self._finish_cfi(sections)
-        self._finish_win(sections)
-        counts = {
-            "functions": len(sections["func_base"]),
-            "lines": len(sections["line_base"]),
-            "publics": len(sections["public_addr"]),
-            "files": len(self._files),
-            "inline_origins": len(self._origins),
-            "inline_records": self._inline_records,
-            "cfi_inits": len(sections["cfi_init_base"]),
-            "cfi_deltas": len(sections["cfi_delta_addr"]),
-            "stack_win": self._win_stored,
-        }
-        self.stats.counts = counts
-        sections["str_offsets"] = self._str_offsets
-        sections["str_data"] = array("B", self._str_data)
-        meta = {"module": self.module, "stats": self.stats.as_dict()}
-        sections["meta"] = array("B", json.dumps(meta, sort_keys=True).encode())
-        return sections, meta
-
-    def _file_sids(self, file_ids: array) -> array:
-        files = self._files
-        if not file_ids:
-            return array("I")
-        top = max(file_ids)
-        if top < 1 << 22:
-            table = [NO_STRING] * (top + 1)
-            for file_id, sid in files.items():
-                if file_id <= top:
-                    table[file_id] = sid
-            return array("I", map(table.__getitem__, file_ids))
-        return array("I", [files.get(f, NO_STRING) for f in file_ids])
-
-    def _finish_functions(self, sections: dict[str, array]) -> None:
-        funcs = self._funcs
-        order = funcs.values
-        total_lines = len(self._line_base)
-        line_lo = self._func_line_lo
-        record_count = len(line_lo)
-
-        def line_span(record: int) -> tuple[int, int]:
-            hi = line_lo[record + 1] if record + 1 < record_count else total_lines
-            return line_lo[record], hi
-
-        in_order = order == list(range(record_count)) and not self._unsorted_line_funcs
-        sections["func_base"] = array("Q", funcs.bases)
-        sections["func_high"] = array("Q", funcs.highs)
-        if in_order:
-            sections["func_param"] = self._func_param
-            sections["func_name"] = self._func_name
-            sections["func_flags"] = self._func_flags
-            starts = array("I", line_lo)
-            starts.append(total_lines)
-            sections["func_line_start"] = starts
-            sections["line_base"] = self._line_base
-            sections["line_high"] = self._line_high
-            sections["line_number"] = self._line_number
-            raw_files = self._line_file
-        else:
-            sections["func_param"] = array("Q", (self._func_param[r] for r in order))
-            sections["func_name"] = array("I", (self._func_name[r] for r in order))
-            sections["func_flags"] = array("B", (self._func_flags[r] for r in order))
-            starts = array("I", [0])
-            out_base, out_high = sections["line_base"], sections["line_high"]
-            out_number, raw_files = sections["line_number"], array("Q")
-            for record in order:
-                lo, hi = line_span(record)
-                if record in self._unsorted_line_funcs:
-                    kept = ExclusiveRanges()
-                    for i in range(lo, hi):
-                        kept.store(self._line_base[i], self._line_high[i], i)
-                    picks = kept.values
-                    out_base.extend(self._line_base[i] for i in picks)
-                    out_high.extend(self._line_high[i] for i in picks)
-                    out_number.extend(self._line_number[i] for i in picks)
-                    raw_files.extend(self._line_file[i] for i in picks)
-                else:
-                    out_base.extend(self._line_base[lo:hi])
-                    out_high.extend(self._line_high[lo:hi])
-                    out_number.extend(self._line_number[lo:hi])
-                    raw_files.extend(self._line_file[lo:hi])
-                starts.append(len(out_base))
-            sections["func_line_start"] = starts
-        sections["line_file"] = self._file_sids(raw_files)
-        self._finish_inlines(sections, order)
-
-    def _finish_inlines(self, sections: dict[str, array], order: list[int]) -> None:
-        starts = array("I", [0])
-        node_base, node_high = sections["inline_base"], sections["inline_high"]
-        node_parent, node_record = sections["inline_parent"], sections["inline_record"]
-        rec_name, rec_line = sections["inlrec_name"], sections["inlrec_line"]
-        rec_file, rec_range_start = sections["inlrec_file"], sections["inlrec_range_start"]
-        range_base, range_size = sections["inlrec_range_base"], sections["inlrec_range_size"]
-        rec_range_start.append(0)
-        for record in order:
-            inlines = self._func_inlines.get(record)
-            if inlines:
-                tree = ContainedRanges(allow_equal=True)
-                for call_line, call_file, origin, ranges in inlines:
-                    rec = len(rec_name)
-                    rec_name.append(self._origins.get(origin, NO_STRING))
-                    rec_line.append(call_line)
-                    file_sid = NO_STRING if call_file is None else self._files.get(call_file)
-                    rec_file.append(NO_STRING if file_sid is None else file_sid)
-                    for address, size in ranges:
-                        range_base.append(address)
-                        range_size.append(size)
-                        tree.store(address, size, rec)
-                    rec_range_start.append(len(range_base))
-                first = len(node_base)
-                bases, highs, parents, entries = tree.flatten()
-                node_base.extend(bases)
-                node_high.extend(highs)
-                node_parent.extend(NO_STRING if p < 0 else first + p for p in parents)
-                node_record.extend(entries)
-            starts.append(len(node_base))
-        sections["func_inline_start"] = starts
-
-    def _finish_publics(self, sections: dict[str, array]) -> None:
-        publics = self._publics
-        addrs = sorted(publics)
-        sections["public_addr"] = array("Q", addrs)
-        sections["public_param"] = array("Q", (publics[a][0] for a in addrs))
-        sections["public_name"] = array("I", (publics[a][1] for a in addrs))
-        sections["public_flags"] = array("B", (publics[a][2] for a in addrs))
-
-    def _finish_cfi(self, sections: dict[str, array]) -> None:
-        inits = self._cfi_inits
-        sections["cfi_init_base"] = array("Q", inits.bases)
-        sections["cfi_init_high"] = array("Q", inits.highs)
-        sections["cfi_init_rules"] = array("I", inits.values)
-        addrs, rules = self._delta_addr, self._delta_rules
-        if not all(map(lt, addrs, islice(addrs, 1, None))):
-            latest = dict(zip(addrs, rules, strict=True))  # later deltas replace earlier ones
-            addrs = array("Q", sorted(latest))
-            rules = array("I", map(latest.__getitem__, addrs))
-        sections["cfi_delta_addr"] = addrs
-        sections["cfi_delta_rules"] = rules
-
-    def _finish_win(self, sections: dict[str, array]) -> None:
-        for win_type in (4, 0):
-            prefix = f"win{win_type}_"
-            bases, highs, parents, entries = self._win_maps[win_type].flatten()
-            sections[prefix + "base"] = array("Q", bases)
-            sections[prefix + "high"] = array("Q", highs)
-            sections[prefix + "parent"] = array("I", (NO_STRING if p < 0 else p for p in parents))
-            values = array("Q")
-            programs = array("I")
-            for entry in entries:
-                fields, program = self._win_records[entry]
-                values.extend(fields)
-                programs.append(program)
-            sections[prefix + "values"] = values
-            sections[prefix + "program"] = programs

@@ -1,48 +1,14 @@
-"""STACK CFI rule sets: parsing rule text and recovering caller registers (BREAKPAD.md 6.3-6.4).
+"""STACK CFI: recovering caller registers from a rule set (BREAKPAD.md 6.4).
 
 A rule set is a dict from register name (or `.cfa` / `.ra`) to a postfix expression, as returned
-by `SymbolIndexProtocol.find_cfi_rules`.
+by `SymbolIndexProtocol.find_cfi_rules`; the rule text itself is parsed by the symbols package
+(symbols/cfi_rules.py).
 """
 
 from __future__ import annotations
 
-import re
-
 from procsupervisor.workers.stackwalker.model import Memory
 from procsupervisor.workers.stackwalker.unwind.postfix import PostfixEvaluator
-
-_RULE_SEPARATORS = re.compile(r"[ \t\r\n]+")
-
-
-def parse_rule_set(text: str, rules: dict[str, str]) -> bool:
-    """Apply the rules in `text` to `rules` in order; False on a syntax error.
-
-    Rules applied before an error stay applied, as in Breakpad's CFIRuleParser.
-    """
-    name = ""
-    expression: list[str] = []
-
-    def report() -> bool:
-        if not name and not expression:
-            return True
-        if not name or not expression:
-            return False
-        rules[name] = " ".join(expression)
-        return True
-
-    for token in _RULE_SEPARATORS.split(text):
-        if not token:
-            continue
-        if token.endswith(":"):
-            if not report():
-                return False
-            if len(token) < 2:
-                return False
-            name = token[:-1]
-            expression = []
-        else:
-            expression.append(token)
-    return report()
 
 
 def find_caller_registers(

@@ -1,4 +1,9 @@
-"""Local symbol directories in Breakpad's layout (BREAKPAD.md §2.1, §2.3)."""
+"""Local symbol directories in Breakpad's layout, without a cache (BREAKPAD.md §2.1, §2.3).
+
+For library use of the stackwalker (scripts, tests, `stackwalk` without `--cache-dir`); the
+worker's provider is the shared cache (procsupervisor.cache), whose local-directory supplier
+resolves files through the same `symbols.paths`.
+"""
 
 from __future__ import annotations
 
@@ -10,33 +15,7 @@ from pathlib import Path
 from procsupervisor.workers.stackwalker.model import CodeModule
 from procsupervisor.workers.stackwalker.symbols.index import SymbolIndex
 from procsupervisor.workers.stackwalker.symbols.parser import parse_sym
-
-_UNSAFE_COMPONENTS = ("", ".", "..")
-
-
-def _basename(path: str) -> str:
-    cut = max(path.rfind("/"), path.rfind("\\"))
-    return path[cut + 1 :]
-
-
-def symbol_file_relpath(module: CodeModule) -> str | None:
-    """`<F>/<I>/<N>.sym` for a module, or None when Breakpad would not look (§2.1).
-
-    F = basename of debug_file (after the last / or \\), I = debug_identifier verbatim,
-    N = F without a trailing ".pdb" (any case) when F is longer than 4 characters. Components
-    that would leave the symbol root ("..", separators, NUL) also give None."""
-    file_name = _basename(module.debug_file)
-    debug_id = module.debug_identifier
-    if not file_name or not debug_id:
-        return None
-    if file_name in _UNSAFE_COMPONENTS or debug_id in _UNSAFE_COMPONENTS:
-        return None
-    if any(bad in debug_id for bad in ("/", "\\", "\x00")) or "\x00" in file_name:
-        return None
-    stem = file_name
-    if len(file_name) > 4 and file_name[-4:].lower() == ".pdb":
-        stem = file_name[:-4]
-    return f"{file_name}/{debug_id}/{stem}.sym"
+from procsupervisor.workers.stackwalker.symbols.paths import find_symbol_file, symbol_file_relpath
 
 
 def load_sym_file(path: Path) -> SymbolIndex:
@@ -61,9 +40,9 @@ class DirectorySymbolProvider:
 
     def _find_relpath(self, relpath: str) -> Path | None:
         for root in self.roots:
-            candidate = root / relpath
-            if candidate.is_file():
-                return candidate
+            found = find_symbol_file(root, relpath)
+            if found is not None:
+                return found
         return None
 
     def get_symbols(self, module: CodeModule) -> SymbolIndex | None:

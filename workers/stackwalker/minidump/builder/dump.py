@@ -1,5 +1,4 @@
-"""Build minidumps in tests (rust-minidump's minidump-synth is the model), and matching
-Breakpad `.sym` text for the synthetic modules.
+"""`SynthMinidump`: a minidump assembled from parts, for tests, fuzzing and demos.
 
     dump = SynthMinidump(platform_id=PLATFORM_LINUX, arch=ARCH_AMD64)
     module = dump.add_module(0x400000, 0x10000, "/usr/bin/app", cv=cv_elf(build_id))
@@ -8,19 +7,25 @@ Breakpad `.sym` text for the synthetic modules.
     dump.set_exception(1234, code=11, flags=1, address=0x0, context=amd64_context(...))
     data = dump.build()
 
-Streams are laid out after the header and directory; everything a stream points to (strings,
-CodeView records, contexts, stack bytes) is placed first and referenced by its RVA. Hostile
-shapes are made with `add_raw_stream` (any bytes, or any rva/size in the directory) and the
+Streams are laid out after the header and directory. Hostile shapes are made with
+`add_raw_stream` (any bytes), `add_directory_entry` (any rva/size in the directory) and the
 header overrides of `build`.
 """
 
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
+from procsupervisor.workers.stackwalker.minidump.builder.writer import (
+    ARCH_AMD64,
+    PLATFORM_LINUX,
+    SIGNATURE,
+    VERSION,
+    Piece,
+    Writer,
+    resolve,
+)
 from procsupervisor.workers.stackwalker.minidump.stream_types import (
     ASSERTION_INFO,
     BREAKPAD_INFO,
@@ -35,130 +40,6 @@ from procsupervisor.workers.stackwalker.minidump.stream_types import (
     UNLOADED_MODULE_LIST,
 )
 
-SIGNATURE = 0x504D444D
-VERSION = 0xA793
-
-ARCH_X86 = 0
-ARCH_ARM = 5
-ARCH_AMD64 = 9
-ARCH_ARM64 = 12
-ARCH_ARM64_OLD = 0x8003
-PLATFORM_WINDOWS = 2
-PLATFORM_MAC = 0x8101
-PLATFORM_LINUX = 0x8201
-PLATFORM_ANDROID = 0x8203
-
-
-class Writer:
-    """Appends data after the header and directory and hands back each piece's RVA."""
-
-    def __init__(self, start: int, prefix: str) -> None:
-        self.data = bytearray()
-        self.start = start
-        self.prefix = prefix
-
-    def place(self, data: bytes, align: int = 4) -> int:
-        while (self.start + len(self.data)) % align:
-            self.data.append(0)
-        rva = self.start + len(self.data)
-        self.data += data
-        return rva
-
-    def pack(self, fmt: str, *values: int) -> bytes:
-        return struct.pack(self.prefix + fmt, *values)
-
-    def string(self, text: str) -> int:
-        """A MINIDUMP_STRING (UTF-16, byte length prefix, NUL after)."""
-        codec = "utf-16-le" if self.prefix == "<" else "utf-16-be"
-        raw = text.encode(codec)
-        return self.place(self.pack("I", len(raw)) + raw + b"\0\0")
-
-    def utf8_string(self, text: str) -> int:
-        raw = text.encode("utf-8")
-        return self.place(self.pack("I", len(raw)) + raw + b"\0")
-
-
-Piece = bytes | Callable[[Writer], bytes]
-
-
-def _resolve(piece: Piece, writer: Writer) -> bytes:
-    return piece(writer) if callable(piece) else piece
-
-
-# ---------------------------------------------------------------------------- contexts
-
-
-def x86_context(flags: int = 0x1003F, **registers: int) -> bytes:
-    """A 716-byte MDRawContextX86; registers by Breakpad name (eip, esp, ebp, eax, ..., efl)."""
-    offsets = {
-        "edi": 156, "esi": 160, "ebx": 164, "edx": 168, "ecx": 172, "eax": 176,
-        "ebp": 180, "eip": 184, "efl": 192, "esp": 196,
-    }  # fmt: skip
-    raw = bytearray(716)
-    struct.pack_into("<I", raw, 0, flags)
-    for name, value in registers.items():
-        struct.pack_into("<I", raw, offsets[name], value & 0xFFFFFFFF)
-    return bytes(raw)
-
-
-def amd64_context(flags: int = 0x10000B, extra: int = 0, **registers: int) -> bytes:
-    """A 1232-byte MDRawContextAMD64 (plus `extra` XSTATE bytes)."""
-    names = ["rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi",
-             "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15", "rip"]  # fmt: skip
-    raw = bytearray(1232 + extra)
-    struct.pack_into("<I", raw, 48, flags)
-    for name, value in registers.items():
-        struct.pack_into("<Q", raw, 120 + 8 * names.index(name), value)
-    return bytes(raw)
-
-
-def arm_context(flags: int = 0x40000006, **registers: int) -> bytes:
-    """A 368-byte MDRawContextARM; registers r0..r12, sp, lr, pc."""
-    names = [f"r{i}" for i in range(13)] + ["sp", "lr", "pc"]
-    raw = bytearray(368)
-    struct.pack_into("<I", raw, 0, flags)
-    for name, value in registers.items():
-        struct.pack_into("<I", raw, 4 + 4 * names.index(name), value)
-    return bytes(raw)
-
-
-def arm64_context(flags: int = 0x00400007, old: bool = False, **registers: int) -> bytes:
-    """A 912-byte ARM64 context, or the 796-byte ARM64_OLD one with `old=True`."""
-    names = [f"x{i}" for i in range(29)] + ["fp", "lr", "sp", "pc"]
-    raw = bytearray(796 if old else 912)
-    if old:
-        struct.pack_into("<Q", raw, 0, flags if flags != 0x00400007 else 0x80000006)
-    else:
-        struct.pack_into("<I", raw, 0, flags)
-    for name, value in registers.items():
-        struct.pack_into("<Q", raw, 8 + 8 * names.index(name), value)
-    return bytes(raw)
-
-
-# ---------------------------------------------------------------------------- CodeView
-
-
-def cv_pdb70(guid: bytes, age: int, pdb_name: str) -> bytes:
-    return b"RSDS" + guid + struct.pack("<I", age) + pdb_name.encode() + b"\0"
-
-
-def cv_pdb20(signature: int, age: int, pdb_name: str) -> bytes:
-    return b"NB10" + struct.pack("<III", 0, signature, age) + pdb_name.encode() + b"\0"
-
-
-def cv_elf(build_id: bytes) -> bytes:
-    return b"LEpB" + build_id
-
-
-def elf_debug_id(build_id: bytes) -> str:
-    """Breakpad's debug id for an ELF build id (MINIDUMP.md section 5.2)."""
-    guid = (build_id[:16] + bytes(16))[:16]
-    d1, d2, d3 = struct.unpack("<IHH", guid[:8])
-    return f"{d1:08X}{d2:04X}{d3:04X}{guid[8:16].hex().upper()}0"
-
-
-# ---------------------------------------------------------------------------- the dump
-
 
 @dataclass
 class Memory:
@@ -170,7 +51,7 @@ class Memory:
 
 
 @dataclass
-class _Thread:
+class SynthThread:
     thread_id: int
     context: bytes | None
     stack: Memory | None
@@ -178,7 +59,7 @@ class _Thread:
 
 
 @dataclass
-class _Module:
+class SynthModule:
     base: int
     size: int
     name: str
@@ -200,8 +81,8 @@ class SynthMinidump:
     processor_level: int = 6
     processor_revision: int = 0x3F02
     pad_lists: bool = False  # the old Mac writer's 4 bytes after each list count
-    threads: list[_Thread] = field(default_factory=list)
-    modules: list[_Module] = field(default_factory=list)
+    threads: list[SynthThread] = field(default_factory=list)
+    modules: list[SynthModule] = field(default_factory=list)
     memory: list[Memory] = field(default_factory=list)
     streams: list[tuple[int, Piece]] = field(default_factory=list)
     raw_directory: list[tuple[int, int, int]] = field(default_factory=list)
@@ -221,8 +102,8 @@ class SynthMinidump:
 
     def add_thread(
         self, thread_id: int, context: bytes | None, stack: Memory | None = None
-    ) -> _Thread:
-        thread = _Thread(thread_id, context, stack)
+    ) -> SynthThread:
+        thread = SynthThread(thread_id, context, stack)
         self.threads.append(thread)
         return thread
 
@@ -236,8 +117,8 @@ class SynthMinidump:
         version: tuple[int, int, int, int] | None = None,
         time_date_stamp: int = 0,
         misc: bytes | None = None,
-    ) -> _Module:
-        module = _Module(base, size, name, cv, version, time_date_stamp, misc)
+    ) -> SynthModule:
+        module = SynthModule(base, size, name, cv, version, time_date_stamp, misc)
         self.modules.append(module)
         return module
 
@@ -418,7 +299,7 @@ class SynthMinidump:
         writer = Writer(32 + 12 * count, self.prefix)
         directory = []
         for stream_type, piece in streams:
-            body = _resolve(piece, writer)
+            body = resolve(piece, writer)
             directory.append((stream_type, len(body), writer.place(body)))
         directory.extend(self.raw_directory)
         header = struct.pack(
@@ -433,79 +314,3 @@ class SynthMinidump:
         )
         table = b"".join(struct.pack(self.prefix + "III", *entry) for entry in directory)
         return header + table + bytes(writer.data)
-
-
-# ---------------------------------------------------------------------------- .sym text
-
-
-@dataclass
-class SymFunction:
-    address: int  # module-relative
-    size: int
-    name: str
-    line: int = 1
-    file: str = "src/main.c"
-
-
-def sym_text(
-    debug_file: str,
-    debug_id: str,
-    functions: list[SymFunction],
-    *,
-    os: str = "Linux",
-    arch: str = "x86_64",
-    cfi: list[str] | None = None,
-) -> str:
-    """A minimal Breakpad .sym: MODULE, FILE, FUNC plus one line record each, optional CFI."""
-    files = sorted({f.file for f in functions})
-    lines = [f"MODULE {os} {arch} {debug_id} {debug_file}"]
-    lines += [f"FILE {i} {name}" for i, name in enumerate(files)]
-    for f in functions:
-        lines.append(f"FUNC {f.address:x} {f.size:x} 0 {f.name}")
-        lines.append(f"{f.address:x} {f.size:x} {f.line} {files.index(f.file)}")
-    lines += cfi or []
-    return "\n".join(lines) + "\n"
-
-
-def write_sym(root: Path, debug_file: str, debug_id: str, text: str) -> Path:
-    """Store .sym text where Breakpad's SimpleSymbolSupplier looks for it."""
-    stem = (
-        debug_file[:-4]
-        if debug_file.lower().endswith(".pdb") and len(debug_file) > 4
-        else (debug_file)
-    )
-    path = root / debug_file / debug_id / f"{stem}.sym"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-    return path
-
-
-# ---------------------------------------------------------------------------- a ready demo
-
-DEMO_BUILD_ID = bytes.fromhex("0123456789abcdef0123456789abcdef01234567")
-
-
-def write_demo_crash(folder: Path) -> tuple[Path, Path]:
-    """A Linux amd64 SIGSEGV in `crash_here` (demo.c:3) called from `main` (demo.c:7), and the
-    matching symbol root. Returns (dump path, symbols root); walk it with
-    `procsupervisor stackwalk <dump> --symbols-path <root>`."""
-    stack_base = 0x7FFF_0000
-    synth = SynthMinidump(platform_id=PLATFORM_LINUX, arch=ARCH_AMD64, csd_version="Linux 6.1")
-    synth.add_module(0x400000, 0x10000, "/opt/demo/demo", cv=cv_elf(DEMO_BUILD_ID))
-    stack = bytearray(0x80)
-    struct.pack_into("<QQ", stack, 0x10, 0, 0x401085)  # saved rbp, return address into main
-    region = synth.add_memory(stack_base, bytes(stack))
-    context = amd64_context(rip=0x401108, rsp=stack_base, rbp=stack_base + 0x10)
-    synth.add_thread(42, context, region)
-    synth.set_exception(42, code=11, flags=1, address=0, context=context)
-    folder.mkdir(parents=True, exist_ok=True)
-    dump = folder / "demo.dmp"
-    dump.write_bytes(synth.build())
-    root = folder / "symbols"
-    debug_id = elf_debug_id(DEMO_BUILD_ID)
-    functions = [
-        SymFunction(0x1000, 0x100, "main", line=7, file="demo.c"),
-        SymFunction(0x1100, 0x40, "crash_here", line=3, file="demo.c"),
-    ]
-    write_sym(root, "demo", debug_id, sym_text("demo", debug_id, functions))
-    return dump, root

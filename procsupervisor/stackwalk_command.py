@@ -1,5 +1,10 @@
 """`procsupervisor stackwalk DUMP`: walk one minidump and print Breakpad's `-m` text or the
-processed `json_dump`."""
+processed `json_dump`.
+
+The command layer over two libraries: the stackwalker walks, and symbol providers come from
+the cache side (`procsupervisor.cache.provider.build_provider`), plain directories or the shared
+symbol cache in front of them.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,9 @@ from pathlib import Path
 
 import click
 
-from procsupervisor.workers.stackwalker.api import ProcessResult, symbol_provider, walk_minidump
+from procsupervisor.cache.errors import SymbolCacheError
+from procsupervisor.cache.provider import build_provider
+from procsupervisor.workers.stackwalker.api import ProcessResult, walk_minidump
 from procsupervisor.workers.stackwalker.model import SymbolProvider
 
 
@@ -17,11 +24,18 @@ def _provider(paths: tuple[Path, ...], cache_dir: Path | None) -> SymbolProvider
     if not paths:
         # Like Breakpad without a symbol path: no supplier at all (BREAKPAD.md section 2.1).
         return None
-    return symbol_provider(list(paths), cache_dir)
+    try:
+        return build_provider(list(paths), cache_dir)
+    except SymbolCacheError as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 def _walk(dump: Path, provider: SymbolProvider | None, deadline_s: float | None) -> ProcessResult:
-    return walk_minidump(dump.read_bytes(), provider, deadline_s=deadline_s)
+    try:
+        data = dump.read_bytes()
+    except OSError as exc:
+        raise click.ClickException(f"cannot read {dump}: {exc.strerror or exc}") from exc
+    return walk_minidump(data, provider, deadline_s=deadline_s)
 
 
 @click.command("stackwalk")

@@ -1,7 +1,7 @@
-"""How the cache turns a `.sym` file into stored bytes and stored bytes back into an index.
+"""The symbol format as a store sees it: a `.sym` file into bytes, bytes back into an index.
 
-The cache itself only moves bytes; this seam keeps it independent of the index format, which
-belongs to the stackwalker's `symbols` package.
+A cache (procsupervisor.cache) only moves bytes; it builds and opens them through an
+`IndexCodec`, so the index format stays the business of this package.
 """
 
 from __future__ import annotations
@@ -10,6 +10,9 @@ from pathlib import Path
 from typing import Protocol
 
 from procsupervisor.workers.stackwalker.model import SymbolIndexProtocol
+from procsupervisor.workers.stackwalker.symbols.directory import load_sym_file
+from procsupervisor.workers.stackwalker.symbols.index import SymbolIndex
+from procsupervisor.workers.stackwalker.symbols.layout import SymbolIndexError
 
 
 class IndexCorruptError(Exception):
@@ -30,13 +33,9 @@ class BreakpadIndexCodec:
     """The stackwalker's flat, position-independent SymbolIndex."""
 
     def build(self, sym_path: Path) -> bytes:
-        from procsupervisor.workers.stackwalker.symbols import parse_sym
-
-        return parse_sym(sym_path.read_bytes()).to_bytes()
+        return load_sym_file(sym_path).to_bytes()
 
     def load(self, buffer: bytes | memoryview) -> SymbolIndexProtocol:
-        from procsupervisor.workers.stackwalker.symbols import SymbolIndex, SymbolIndexError
-
         # The store has already checked the value's size and CRC against its tag, so the
         # index's own CRC pass (verify=True) would read every page a second time; its
         # structural checks always run.
