@@ -7,6 +7,8 @@ from procsupervisor.workers.rules.base import CrashContext, Rule
 from procsupervisor.workers.rules.values import as_str
 
 # processed field <- raw annotation; missing ones become "" so searches by field still work.
+# In the default ruleset the annotation table has already copied what the raw crash holds, so
+# these only fill what it left out.
 PRODUCT_FIELDS = (
     ("product", "ProductName"),
     ("version", "Version"),
@@ -24,10 +26,11 @@ OPTIONAL_PRODUCT_FIELDS = (
 class ProductRule(Rule):
     def action(self, ctx: CrashContext) -> None:
         for field, annotation in PRODUCT_FIELDS:
-            ctx.processed[field] = as_str(ctx.raw_crash.get(annotation), max_length=200) or ""
+            if field not in ctx.processed:
+                ctx.processed[field] = as_str(ctx.raw_crash.get(annotation), max_length=200) or ""
         for field, annotation in OPTIONAL_PRODUCT_FIELDS:
             value = as_str(ctx.raw_crash.get(annotation), max_length=200)
-            if value:
+            if value and field not in ctx.processed:
                 ctx.processed[field] = value
 
 
