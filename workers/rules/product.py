@@ -58,3 +58,21 @@ class MajorVersionRule(Rule):
         # isdigit alone lets through digits int() refuses ("²"): ASCII only
         is_number = head.isascii() and head.isdigit() and len(head) < 10
         ctx.processed["major_version"] = int(head) if is_number else 0
+
+
+class FenixVersionRewriteRule(Rule):
+    """Fenix nightlies reported "Nightly YYMMDD HH:MM" as their version; crash-stats groups them
+    as 0.0a1 (bug 1624911). Socorro's copy of this rule tests a `product_name` field that no
+    rule sets, so it never fires there; this one tests `product`, as the bug intended."""
+
+    def predicate(self, ctx: CrashContext) -> bool:
+        version = ctx.processed.get("version")
+        return (
+            ctx.processed.get("product") == "Fenix"
+            and isinstance(version, str)
+            and version.startswith("Nightly ")
+        )
+
+    def action(self, ctx: CrashContext) -> None:
+        ctx.add_note(f"Changed version from {ctx.processed['version']!r} to 0.0a1")
+        ctx.processed["version"] = "0.0a1"
