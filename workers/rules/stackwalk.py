@@ -43,7 +43,7 @@ def default_walker() -> Walker:
 
 class MinidumpStackwalkRule(Rule):
     """The main dump goes to `json_dump`; every other `upload_file_minidump*` dump to a key of
-    its own name, listed in `additional_minidumps`. Beside each: `mdsw_status_string`,
+    its own name, listed in `additional_minidumps`. Beside the main one: `mdsw_status_string`,
     `mdsw_return_code` and `mdsw_stderr` (the stackwalker's notes), as Socorro records them for
     its minidump-stackwalk subprocess."""
 
@@ -130,7 +130,12 @@ class MinidumpStackwalkRule(Rule):
             if name == MAIN_DUMP:
                 ctx.processed.update(walked)
             else:
-                walked["success"] = walked["mdsw_status_string"] == "OK"
-                ctx.processed[name] = walked
+                # The stackwalker's exit code and log stay with the main dump: an additional
+                # dump's entry is its json_dump, status and success.
+                ctx.processed[name] = {
+                    "json_dump": walked["json_dump"],
+                    "mdsw_status_string": walked["mdsw_status_string"],
+                    "success": walked["mdsw_status_string"] == "OK",
+                }
                 additional.append(name)
         ctx.processed["additional_minidumps"] = additional
