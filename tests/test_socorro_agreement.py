@@ -7,6 +7,7 @@ import importlib.util
 import sys
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -26,12 +27,12 @@ agreement = load_script()
 
 
 @pytest.fixture(scope="module")
-def results(testdata: Path) -> dict[str, object]:
+def results(testdata: Path) -> dict[str, Any]:
     return {result.name: result for result in agreement.compare_all(testdata)}
 
 
 @pytest.mark.parametrize("name", agreement.NAMES)
-def test_every_key_and_value_of_socorro_is_ours(results: dict[str, object], name: str) -> None:
+def test_every_key_and_value_of_socorro_is_ours(results: dict[str, Any], name: str) -> None:
     result = results[name]
     assert result.missing == []
     undocumented = [
