@@ -33,6 +33,7 @@ def test_crash_inconsistencies_copied_or_null() -> None:
     found = ["access_violation_when_access_allowed"]
     ctx = run_rule(rule, processed=_crash_info(crash_inconsistencies=found))
     assert ctx.processed["crash_inconsistencies"] == found
+    assert_valid_fields({"crash_inconsistencies": found})
     assert run_rule(rule, processed=_crash_info()).processed["crash_inconsistencies"] is None
     assert run_rule(rule, processed={"json_dump": {}}).processed["crash_inconsistencies"] is None
     assert run_rule(rule).processed == {}  # no minidump, nothing said
@@ -46,6 +47,7 @@ def test_guard_page_access_only_when_true() -> None:
     ]
     ctx = run_rule(rule, processed=_crash_info(memory_accesses=accesses))
     assert ctx.processed["has_guard_page_access"] is True
+    assert_valid_fields({"has_guard_page_access": True})
     harmless = _crash_info(memory_accesses=accesses[:1])
     assert "has_guard_page_access" not in run_rule(rule, processed=harmless).processed
     assert "has_guard_page_access" not in run_rule(rule, processed=_crash_info()).processed
@@ -58,6 +60,7 @@ def test_mac_boot_args() -> None:
         "-v keepsyms=1",
         True,
     )
+    assert_valid_fields({k: v for k, v in ctx.processed.items() if k != "json_dump"})
     ctx = run_rule(rule, processed={"json_dump": {"mac_boot_args": 5}})
     assert ctx.notes == ["MacBootArgsRule: mac_boot_args is int and not str"]
     for json_dump in ({"mac_boot_args": "  "}, {"mac_boot_args": None}, {}):
@@ -70,6 +73,7 @@ def test_mac_crash_info_as_sorted_json() -> None:
     info = {"records": [{"thread": "0x1", "message": "abort() called"}], "num_records": 1}
     ctx = run_rule(dump_facts.MacCrashInfoRule(), processed={"json_dump": {"mac_crash_info": info}})
     assert ctx.processed["mac_crash_info"] == json.dumps(info, sort_keys=True)
+    assert_valid_fields({"mac_crash_info": ctx.processed["mac_crash_info"]})
     # a stale value from an earlier processing goes when the dump has no records
     stale = {"mac_crash_info": "{}", "json_dump": {"mac_crash_info": {"num_records": 0}}}
     assert (
@@ -82,6 +86,7 @@ def test_soft_errors_text_whenever_reported() -> None:
     errors = [{"InitErrors": ["x" * 5000]}]
     ctx = run_rule(rule, processed={"json_dump": {"soft_errors": errors}})
     assert ctx.processed["soft_errors"] == json.dumps(errors)[:4096]
+    assert_valid_fields({"soft_errors": ctx.processed["soft_errors"]})
     assert (
         run_rule(rule, processed={"json_dump": {"soft_errors": None}}).processed["soft_errors"]
         == "null"

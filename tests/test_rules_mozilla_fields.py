@@ -35,9 +35,9 @@ def test_submitted_from(raw: dict[str, object], submitted_from: str, from_infoba
     [({"Accessibility": "Active"}, True), ({"Accessibility": "x"}, False), ({}, False)],
 )
 def test_accessibility(raw: dict[str, str], expected: bool) -> None:
-    assert run_rule(mozilla_fields.AccessibilityRule(), raw_crash=raw).processed == {
-        "accessibility": expected
-    }
+    ctx = run_rule(mozilla_fields.AccessibilityRule(), raw_crash=raw)
+    assert ctx.processed == {"accessibility": expected}
+    assert_valid_fields(ctx.processed)
 
 
 def _telemetry(distribution_id: object) -> str:
@@ -60,6 +60,7 @@ def _telemetry(distribution_id: object) -> str:
 def test_distribution_id(raw: dict[str, str], processed: dict[str, object], expected: str) -> None:
     ctx = run_rule(mozilla_fields.DistributionIdRule(), raw_crash=raw, processed=processed)
     assert ctx.processed["distribution_id"] == expected
+    assert_valid_fields(ctx.processed)
 
 
 def test_utility_actors_name() -> None:
@@ -79,6 +80,7 @@ def test_theme_pretty_name() -> None:
         f"{theme} (default theme):91.0",
         f"{theme} (default theme)",
     ]
+    assert_valid_fields(ctx.processed)
     untouched = {"addons": ["a@b:1"]}
     assert (
         run_rule(mozilla_fields.ThemePrettyNameRule(), processed=untouched).processed == untouched
@@ -113,6 +115,7 @@ def test_android_cpu_from_abi() -> None:
         rule, raw_crash={"Android_CPU_ABI": "arm64-v8a"}, processed={"cpu_arch": "unknown"}
     )
     assert ctx.processed["cpu_arch"] == "arm64"
+    assert_valid_fields(ctx.processed)
     ctx = run_rule(rule, raw_crash={"Android_CPU_ABI": "mips"})
     assert ctx.processed["cpu_arch"] == "mips"
     # the minidump's answer wins; no annotation, nothing to do
@@ -127,6 +130,7 @@ def test_android_os_from_version() -> None:
         rule, raw_crash={"Android_Version": "23 (REL)"}, processed={"os_name": "Unknown"}
     )
     assert ctx.processed == {"os_name": "Android", "os_version": "23"}
+    assert_valid_fields(ctx.processed)
     ctx = run_rule(
         rule, raw_crash={"Android_Version": "Q (beta)"}, processed={"os_name": "Android"}
     )
