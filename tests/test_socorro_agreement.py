@@ -11,6 +11,10 @@ from typing import Any
 
 import pytest
 
+from procsupervisor.metrics import NullMetrics
+from procsupervisor.storage import es_mapping
+from procsupervisor.workers.processor import Processor
+
 SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "socorro_agreement.py"
 
 
@@ -70,3 +74,21 @@ def test_comparison_counts_missing_and_different_keys() -> None:
 
 def test_script_refuses_a_folder_without_the_data(tmp_path: Path) -> None:
     assert agreement.main(["--testdata", str(tmp_path)]) == 2
+
+
+def test_search_document_carries_the_new_fields(testdata: Path) -> None:
+    processor = Processor(symbols=None, metrics=NullMetrics())
+    processed = agreement.process(processor, testdata, "windows-x86_64")
+    document = es_mapping.build_document(processed["crash_id"], processed)["processed_crash"]
+    assert document["accessibility"] is False
+    assert document["dom_ipc_enabled"] is True
+    assert document["install_time"] == 1610026773
+    assert document["uptime_ts"] == 412.090519999
+    assert document["distribution_id"] == "mozilla"
+    assert document["submitted_from"] == "Unknown"
+    assert document["mdsw_return_code"] == 0
+    assert "telemetry_environment" not in document  # JSON documents are stored, not searched
+    mapped = {field.name for field in es_mapping.PROCESSED_CRASH_FIELDS}
+    for key, value in processed.items():
+        if key in mapped and value not in (None, []):  # ES has no empty value
+            assert key in document, key
