@@ -172,9 +172,11 @@ def submit(ctx: click.Context, raw_json: str, dumps: tuple[str, ...], queue_name
 
     config = load_config(ctx)
     try:
-        raw_crash = json.loads(Path(raw_json).read_text(encoding="utf-8"))
+        raw_text = Path(raw_json).read_bytes()
+        raw_crash = json.loads(raw_text)
         dump_files = _parse_dump_args(dumps)
-        crash_id = submit_crash(config, raw_crash, dump_files, queue_name)
+        size = len(raw_text) + sum(map(len, dump_files.values()))
+        crash_id = submit_crash(config, raw_crash, dump_files, queue_name, payload_size=size)
     except (ValueError, OSError) as exc:
         raise click.ClickException(str(exc))
     click.echo(crash_id)

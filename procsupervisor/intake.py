@@ -6,11 +6,11 @@ Socorro's pipeline, reduced to what an operator needs by hand.
 
 from __future__ import annotations
 
-import datetime as dt
+import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from procsupervisor import crashid
+from procsupervisor import collector, crashid
 from procsupervisor.backends import make_queue, make_source
 from procsupervisor.config import Config
 from procsupervisor.metrics import NullMetrics
@@ -23,8 +23,14 @@ def submit_crash(
     raw_crash: Mapping[str, Any],
     dumps: Mapping[str, bytes],
     queue_name: str = "normal",
+    *,
+    payload_size: int | None = None,
 ) -> str:
-    """Store the raw crash (with a Socorro crash id as `uuid`) and its dumps, queue it."""
+    """Store the raw crash (with a Socorro crash id as `uuid`) and its dumps, queue it.
+
+    Annotations are stored as a collector stores them (procsupervisor/collector.py); a raw
+    crash already in the collector's layout is stored as it is. `payload_size` is the size of
+    what was submitted (default: the annotations as JSON plus the dumps)."""
     if not isinstance(raw_crash, Mapping):
         raise ValueError("the raw crash must be a JSON object")
     existing = raw_crash.get("uuid")
@@ -36,9 +42,14 @@ def submit_crash(
     queue = make_queue(config, metrics)
     try:
         _check_queue(queue.queue_names, queue_name)
-        stored = {**raw_crash, "uuid": crash_id}
-        # As a collector does: the processor's dates and ingestion timing start from here.
-        stored.setdefault("submitted_timestamp", dt.datetime.now(dt.UTC).isoformat())
+        if collector.is_collector_layout(raw_crash):
+            stored = {**raw_crash, "uuid": crash_id}
+        else:
+            if payload_size is None:
+                payload_size = len(json.dumps(raw_crash).encode()) + sum(map(len, dumps.values()))
+            # The processor's dates and ingestion timing start from submitted_timestamp.
+            stored = collector.collector_record(raw_crash, dumps, payload_size=payload_size)
+            stored["uuid"] = crash_id
         source.save_raw_crash(stored, dumps, crash_id)
         queue.publish(queue_name, crash_id)
     finally:

@@ -152,9 +152,29 @@ def test_json_dump_shape() -> None:
     result = walk_minidump(linux_crash().build(), FakeProvider())
     dump = result.to_json_dump()
     assert dump["status"] == "OK"
+    # rust-minidump's reason text (the -m text keeps Breakpad's "SIGSEGV /SEGV_MAPERR"); a
+    # null pointer is one flip away from 0x10, and nothing in the dump says more.
+    null_flip = {
+        "address": "0x0000000000000000",
+        "confidence": 0.4375,
+        "details": {
+            "is_null": True,
+            "nearby_registers": 0,
+            "poison_registers": False,
+            "was_low": True,
+            "was_non_canonical": False,
+        },
+        "source_register": None,
+    }
     assert dump["crash_info"] == {
-        "type": "SIGSEGV /SEGV_MAPERR",
+        "type": "SIGSEGV / SEGV_MAPERR",
         "address": "0x0000000000000010",
+        "adjusted_address": None,
+        "instruction": None,
+        "memory_accesses": None,
+        "instruction_pointer_update": None,
+        "possible_bit_flips": [null_flip],
+        "crash_inconsistencies": [],
         "crashing_thread": 0,
         "assertion": None,
     }

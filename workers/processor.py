@@ -6,11 +6,8 @@ every processed crash it returns validates against schema/processed_crash.schema
 
 from __future__ import annotations
 
-import functools
-import json
 import logging
 from collections.abc import Callable, Mapping
-from importlib import resources
 from typing import Any, TypeVar
 
 import jsonschema
@@ -18,7 +15,9 @@ import jsonschema
 from procsupervisor import crashid
 from procsupervisor.metrics import Metrics
 from procsupervisor.workers.pipeline import Pipeline
+from procsupervisor.workers.processed_schema import validator
 from procsupervisor.workers.rules import (
+    beta_version,
     dates,
     hygiene,
     identifiers,
@@ -26,40 +25,33 @@ from procsupervisor.workers.rules import (
     product,
     stackwalk,
     system_info,
+    user_data,
 )
 from procsupervisor.workers.rules.base import Rule
 from procsupervisor.workers.rules.rulesets import DEFAULT, REGENERATE_SIGNATURE, build_rulesets
 from procsupervisor.workers.stackwalker.model import SymbolProvider
 
-SCHEMA_RESOURCE = "schema/processed_crash.schema.json"
 # Rules a poison crash still gets, so it can be found by product, version and date; nothing
 # here reads the dumps, since a dump is the likely poison.
 POISON_RULESET = "poison"
 MAX_REASON = 500
-KNOWN_OPTIONS = frozenset({"stackwalk_max_frames", "stackwalk_timeout_s", "hostname"})
+KNOWN_OPTIONS = frozenset(
+    {
+        "stackwalk_max_frames",
+        "stackwalk_timeout_s",
+        "hostname",
+        "beta_version_api",
+        "beta_version_file",
+    }
+)
 
 logger = logging.getLogger(__name__)
 N = TypeVar("N", int, float)
 
 
-@functools.cache
-def processed_crash_schema() -> dict[str, Any]:
-    text = resources.files("procsupervisor.workers").joinpath(SCHEMA_RESOURCE).read_text("utf-8")
-    schema: dict[str, Any] = json.loads(text)
-    return schema
-
-
-@functools.cache
-def _validator() -> jsonschema.protocols.Validator:
-    schema = processed_crash_schema()
-    cls = jsonschema.validators.validator_for(schema)
-    cls.check_schema(schema)
-    return cls(schema, format_checker=cls.FORMAT_CHECKER)
-
-
 def validate_processed_crash(processed: dict[str, Any]) -> None:
     """Raises jsonschema.ValidationError (the most relevant error) if `processed` is invalid."""
-    error = jsonschema.exceptions.best_match(_validator().iter_errors(processed))
+    error = jsonschema.exceptions.best_match(validator().iter_errors(processed))
     if error is not None:
         raise error
 
@@ -101,13 +93,17 @@ def _poison_rules(metrics: Metrics) -> list[Rule]:
         process_info.ProcessTypeRule(),
         dates.DatesAndTimesRule(),
         system_info.PlatformInfoRule(),
+        # what the user said, the first thing a person reads about a crash that kills workers
+        user_data.UserDataRule(),
     ]
 
 
 class Processor:
     """Options (all optional): `stackwalk_max_frames` (frames per thread, default 1024),
     `stackwalk_timeout_s` (seconds per dump, default 120, `none` for no limit), `hostname`
-    (shown in the first processor note)."""
+    (shown in the first processor note), `beta_version_api` (URL of a VersionString-style
+    service) or `beta_version_file` (JSON rows of the same shape) to look up the real version of
+    beta and aurora builds; without either, versions stay as reported."""
 
     def __init__(
         self,
@@ -127,6 +123,7 @@ class Processor:
             stackwalk_max_frames=_positive_int(options, "stackwalk_max_frames", 1024),
             stackwalk_timeout_s=_timeout(options, "stackwalk_timeout_s", 120.0),
             walker=walker,
+            beta_versions=beta_version.version_source(options),
         )
         self.rulesets: tuple[str, ...] = tuple(named)
         self._pipeline = Pipeline(

@@ -49,7 +49,10 @@ def _fields(spec: str) -> tuple[Field, ...]:
 
 
 # What Super Search queries: identity, product, platform, crash reason, signature, timing and
-# the few json_dump keys Socorro kept (json_dump_whitelist_keys); never whole stacks.
+# the few json_dump keys Socorro kept (json_dump_whitelist_keys); never whole stacks. Then the
+# copied annotations (workers/rules/annotations.json, by type: string keyword, integer long,
+# number double, boolean boolean; JSON objects are not searched) and the fields of the other
+# Mozilla rules.
 PROCESSED_CRASH_FIELDS: tuple[Field, ...] = _fields(
     """
     uuid keyword
@@ -103,6 +106,122 @@ PROCESSED_CRASH_FIELDS: tuple[Field, ...] = _fields(
     json_dump.system_info.cpu_arch keyword
     json_dump.system_info.cpu_count integer
     json_dump.system_info.cpu_info keyword
+    accessibility_client keyword
+    accessibility_in_proc_client keyword
+    adapter_device_id keyword
+    adapter_driver_version keyword
+    adapter_subsys_id keyword
+    adapter_vendor_id keyword
+    android_board keyword
+    android_brand keyword
+    android_cpu_abi keyword
+    android_cpu_abi2 keyword
+    android_device keyword
+    android_display keyword
+    android_fingerprint keyword
+    android_hardware keyword
+    android_manufacturer keyword
+    android_model keyword
+    android_packagename keyword
+    android_version keyword
+    app_init_dlls keyword
+    application_build_id keyword
+    async_shutdown_timeout keyword
+    available_page_file long
+    available_physical_memory long
+    available_virtual_memory long
+    background_task_name keyword
+    co_marshal_interface_failure keyword
+    co_unmarshal_interface_result keyword
+    content_sandbox_capabilities long
+    content_sandbox_capable boolean
+    content_sandbox_enabled boolean
+    content_sandbox_level long
+    dom_fission_enabled boolean
+    dom_ipc_enabled boolean
+    dumper_error keyword
+    em_check_compatibility boolean
+    glean_client_id keyword
+    gmp_library_path keyword
+    gmp_plugin boolean
+    graphics_critical_error keyword
+    graphics_startup_test boolean
+    hang keyword
+    has_device_touch_screen boolean
+    install_time long
+    ipc_channel_error keyword
+    ipc_fatal_error_msg keyword
+    ipc_fatal_error_protocol keyword
+    ipc_message_name keyword
+    ipc_message_size long
+    ipc_shutdown_state keyword
+    ipc_system_error long
+    is_garbage_collecting boolean
+    js_large_allocation_failure keyword
+    mac_available_memory_sysctl long
+    mac_memory_pressure keyword
+    mac_memory_pressure_critical_time keyword
+    mac_memory_pressure_normal_time keyword
+    mac_memory_pressure_sysctl long
+    mac_memory_pressure_warning_time keyword
+    marionette boolean
+    oom_allocation_size long
+    productid keyword
+    quota_manager_shutdown_timeout keyword
+    remote_agent boolean
+    remote_type keyword
+    safe_mode boolean
+    shutdown_progress keyword
+    shutdown_reason keyword
+    startup_crash boolean
+    startup_time long
+    system_memory_use_percentage long
+    throttleable boolean
+    total_page_file long
+    total_physical_memory long
+    total_virtual_memory long
+    uptime_ts double
+    url keyword
+    useragent_locale keyword
+    utility_process_sandboxing_kind long
+    vendor keyword
+    windows_error_reporting boolean
+    xpcom_spin_event_loop_stack keyword
+    accessibility boolean
+    submitted_from keyword
+    submitted_from_infobar boolean
+    distribution_id keyword
+    utility_actors_name keyword
+    crash_inconsistencies keyword
+    possible_bit_flips_max_confidence long
+    has_guard_page_access boolean
+    mac_boot_args keyword
+    has_mac_boot_args boolean
+    mac_crash_info keyword
+    soft_errors keyword
+    phc_kind keyword
+    phc_base_address keyword
+    phc_usable_size long
+    phc_alloc_stack keyword
+    phc_free_stack keyword
+    mdsw_return_code long
+    mdsw_stderr text standard
+    memory_measures.explicit long
+    memory_measures.gfx_textures long
+    memory_measures.ghost_windows long
+    memory_measures.heap_allocated long
+    memory_measures.heap_overhead long
+    memory_measures.heap_unclassified long
+    memory_measures.host_object_urls long
+    memory_measures.images long
+    memory_measures.js_main_runtime long
+    memory_measures.private long
+    memory_measures.resident long
+    memory_measures.resident_unique long
+    memory_measures.system_heap_allocated long
+    memory_measures.top_none_detached long
+    memory_measures.vsize long
+    memory_measures.vsize_max_contiguous long
     """
 )
 

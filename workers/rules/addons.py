@@ -5,7 +5,6 @@ from __future__ import annotations
 from urllib.parse import unquote_plus
 
 from procsupervisor.workers.rules.base import CrashContext, Rule
-from procsupervisor.workers.rules.values import as_flag
 
 MAX_ADDONS = 1000
 
@@ -16,7 +15,8 @@ class AddonsRule(Rule):
     def action(self, ctx: CrashContext) -> None:
         checked = None
         if "EMCheckCompatibility" in ctx.raw_crash:
-            checked = as_flag(ctx.raw_crash["EMCheckCompatibility"]) is True
+            # Firefox writes "true" or "false"; Socorro reads only "true" as checked.
+            checked = str(ctx.raw_crash["EMCheckCompatibility"]).lower() == "true"
         ctx.processed["addons_checked"] = checked
 
         text = ctx.raw_crash.get("Add-ons")

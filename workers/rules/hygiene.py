@@ -1,7 +1,9 @@
-"""Raw-crash hygiene (SOCORRO.md section 7.5): DeNull, DeNone, crash report keys, metadata."""
+"""Raw-crash hygiene (SOCORRO.md section 7.5): DeNull, DeNone, crash report keys, metadata,
+ModuleSignatureInfo as text."""
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -70,3 +72,19 @@ class CollectorMetadataRule(Rule):
     def action(self, ctx: CrashContext) -> None:
         metadata = ctx.raw_crash.get("metadata")
         ctx.processed["collector_metadata"] = metadata if isinstance(metadata, dict) else {}
+
+
+class ConvertModuleSignatureInfoRule(Rule):
+    """ModuleSignatureInfo as JSON text: reports submitted as one JSON blob carried it as an
+    object (bug 1607806), and the stackwalker reads module signers from the text."""
+
+    def predicate(self, ctx: CrashContext) -> bool:
+        value = ctx.raw_crash.get("ModuleSignatureInfo")
+        return value is not None and not isinstance(value, str)
+
+    def action(self, ctx: CrashContext) -> None:
+        try:
+            ctx.raw_crash["ModuleSignatureInfo"] = json.dumps(ctx.raw_crash["ModuleSignatureInfo"])
+        except (TypeError, ValueError, RecursionError):
+            del ctx.raw_crash["ModuleSignatureInfo"]
+            ctx.add_note("ConvertModuleSignatureInfoRule: ModuleSignatureInfo is not JSON")

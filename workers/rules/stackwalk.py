@@ -11,6 +11,7 @@ from procsupervisor import __version__
 from procsupervisor.metrics import Metrics
 from procsupervisor.workers.rules.base import CrashContext, Rule
 from procsupervisor.workers.stackwalker.model import SymbolProvider
+from procsupervisor.workers.stackwalker.output.crash_annotations import apply_crash_annotations
 
 logger = logging.getLogger(__name__)
 
@@ -18,6 +19,16 @@ MAIN_DUMP = "upload_file_minidump"
 STACKWALK_VERSION = f"procsupervisor-stackwalk {__version__}"
 # Walker notes are kept in the processed crash, but a hostile dump must not flood them.
 MAX_WALKER_NOTES = 20
+# mdsw_return_code as minidump-stackwalk exits: 0 with output, 1 when the dump did not process.
+FAILED = 1
+# mdsw_stderr keeps the stackwalker's last log lines, as Socorro keeps minidump-stackwalk's.
+STDERR_LINES = 10
+
+
+def stderr_tail(lines: list[str]) -> str:
+    if len(lines) > STDERR_LINES:
+        lines = ["...", *lines[-STDERR_LINES:]]
+    return "\n".join(lines)
 
 # walk_minidump(data, symbols, *, max_frames_per_thread, deadline_s) -> ProcessResult
 Walker = Callable[..., Any]
@@ -32,7 +43,9 @@ def default_walker() -> Walker:
 
 class MinidumpStackwalkRule(Rule):
     """The main dump goes to `json_dump`; every other `upload_file_minidump*` dump to a key of
-    its own name, listed in `additional_minidumps`."""
+    its own name, listed in `additional_minidumps`. Beside the main one: `mdsw_status_string`,
+    `mdsw_return_code` and `mdsw_stderr` (the stackwalker's notes), as Socorro records them for
+    its minidump-stackwalk subprocess."""
 
     def __init__(
         self,
@@ -56,7 +69,11 @@ class MinidumpStackwalkRule(Rule):
         if not data:
             ctx.add_note(f"MinidumpStackwalkRule: {name} is empty--skipping minidump processing")
             self.metrics.incr("processor.minidumpstackwalk.run", tags={"outcome": "empty"})
-            return {"mdsw_status_string": "EmptyMinidump", "json_dump": {}}
+            return {
+                "mdsw_status_string": "EmptyMinidump",
+                "mdsw_stderr": "Shortcut for 0-bytes minidump.",
+                "json_dump": {},
+            }
         if self._walker is None:
             self._walker = default_walker()
         try:
@@ -74,7 +91,12 @@ class MinidumpStackwalkRule(Rule):
             logger.exception("stackwalk failed crash_id=%s dump=%s", ctx.crash_id, name)
             ctx.add_note(f"MinidumpStackwalkRule: stackwalking {name} failed: {type(exc).__name__}")
             self.metrics.incr("processor.minidumpstackwalk.run", tags={"outcome": "error"})
-            return {"mdsw_status_string": "unknown error", "json_dump": {}}
+            return {
+                "mdsw_status_string": "unknown error",
+                "mdsw_return_code": FAILED,
+                "mdsw_stderr": f"stackwalker failed: {type(exc).__name__}",
+                "json_dump": {},
+            }
 
         if status != "OK":
             ctx.add_note(f"MinidumpStackwalkRule: {name}: stackwalk status {status}")
@@ -89,9 +111,13 @@ class MinidumpStackwalkRule(Rule):
             "processor.minidumpstackwalk.run",
             tags={"outcome": "success" if status == "OK" else "fail"},
         )
+        json_dump = json_dump if isinstance(json_dump, dict) else {}
+        apply_crash_annotations(json_dump, ctx.raw_crash)
         return {
             "mdsw_status_string": status,
-            "json_dump": json_dump if isinstance(json_dump, dict) else {},
+            "mdsw_return_code": 0 if status == "OK" else FAILED,
+            "mdsw_stderr": stderr_tail(walker_notes),
+            "json_dump": json_dump,
         }
 
     def action(self, ctx: CrashContext) -> None:
@@ -104,7 +130,12 @@ class MinidumpStackwalkRule(Rule):
             if name == MAIN_DUMP:
                 ctx.processed.update(walked)
             else:
-                walked["success"] = walked["mdsw_status_string"] == "OK"
-                ctx.processed[name] = walked
+                # The stackwalker's exit code and log stay with the main dump: an additional
+                # dump's entry is its json_dump, status and success.
+                ctx.processed[name] = {
+                    "json_dump": walked["json_dump"],
+                    "mdsw_status_string": walked["mdsw_status_string"],
+                    "success": walked["mdsw_status_string"] == "OK",
+                }
                 additional.append(name)
         ctx.processed["additional_minidumps"] = additional

@@ -16,7 +16,10 @@ def _system_str(ctx: CrashContext, key: str) -> str | None:
 class CPUInfoRule(Rule):
     def action(self, ctx: CrashContext) -> None:
         ctx.processed["cpu_arch"] = _system_str(ctx, "cpu_arch") or "unknown"
-        ctx.processed["cpu_info"] = _system_str(ctx, "cpu_info") or "unknown"
+        # An empty cpu_info is what the dump says (Socorro keeps it); only a missing one is
+        # "unknown".
+        cpu_info = _system_str(ctx, "cpu_info")
+        ctx.processed["cpu_info"] = "unknown" if cpu_info is None else cpu_info
         count = dig(ctx.processed, "json_dump", "system_info", "cpu_count")
         ctx.processed["cpu_count"] = count if isinstance(count, int) and count >= 0 else 0
         microcode = _system_str(ctx, "cpu_microcode_version")

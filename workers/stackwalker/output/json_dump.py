@@ -17,6 +17,7 @@ from procsupervisor.workers.stackwalker.minidump.system_info import (
     SystemInfo,
 )
 from procsupervisor.workers.stackwalker.model import CodeModule, StackFrame
+from procsupervisor.workers.stackwalker.output.crash_info import render_crash_info
 from procsupervisor.workers.stackwalker.output.machine_readable import basename
 from procsupervisor.workers.stackwalker.process import ProcessState, ThreadState
 
@@ -274,15 +275,6 @@ def _system_info_json(state: ProcessState) -> JSON | None:
     }
 
 
-def _crash_info_json(state: ProcessState, hexa: _Hex) -> JSON:
-    return {
-        "type": state.crash_reason if state.crashed else None,
-        "address": hexa(state.crash_address) if state.crashed else None,
-        "crashing_thread": state.requesting_thread if state.requesting_thread >= 0 else None,
-        "assertion": state.assertion,
-    }
-
-
 def render(state: ProcessState) -> JSON:
     hexa = _Hex(_pointer_bytes(state))
     result: JSON = {"status": state.status, "notes": list(state.notes)}
@@ -296,7 +288,7 @@ def render(state: ProcessState) -> JSON:
     result.update(
         {
             "system_info": _system_info_json(state),
-            "crash_info": _crash_info_json(state, hexa),
+            "crash_info": render_crash_info(state, hexa),
             "crashing_thread": None,
             "thread_count": len(threads),
             "threads": threads,
