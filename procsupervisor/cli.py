@@ -264,7 +264,7 @@ def enqueue(ctx: click.Context, sub_config: str | None, sub_data_dir: str | None
 def process(ctx: click.Context, sub_config: str | None, sub_data_dir: str | None,
             crash_id: str, ruleset: str | None, no_save: bool) -> None:
     """Process one crash inline (for debugging) and print the processed crash."""
-    from procsupervisor.workers.worker import CrashHandler
+    from procsupervisor.workers.crash_handler import CrashHandler
 
     _merge_sub_options(ctx, sub_config, sub_data_dir)
     config = _load_config(ctx)

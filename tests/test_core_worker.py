@@ -13,7 +13,7 @@ from procsupervisor import crashid
 from procsupervisor.storage.base import TransientStorageError
 from procsupervisor.storage.fs import FSCrashStorage
 from procsupervisor.workers.processor import validate_processed_crash
-from procsupervisor.workers.worker import CrashHandler
+from procsupervisor.workers.crash_handler import CrashHandler
 
 
 @pytest.fixture

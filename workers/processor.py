@@ -18,23 +18,17 @@ import jsonschema
 from procsupervisor import crashid
 from procsupervisor.metrics import Metrics
 from procsupervisor.workers.pipeline import Pipeline
-from procsupervisor.workers.rules import (
-    dates,
-    hygiene,
-    identifiers,
-    process_info,
-    product,
-    stackwalk,
-    system_info,
+from procsupervisor.workers.rules import stackwalk
+from procsupervisor.workers.rules.rulesets import (
+    POISON,
+    RULESETS,
+    StartsFrom,
+    build_poison_rules,
+    build_rulesets,
 )
-from procsupervisor.workers.rules.base import Rule
-from procsupervisor.workers.rules.rulesets import DEFAULT, REGENERATE_SIGNATURE, build_rulesets
 from procsupervisor.workers.stackwalker.model import SymbolProvider
 
 SCHEMA_RESOURCE = "schema/processed_crash.schema.json"
-# Rules a poison crash still gets, so it can be found by product, version and date; nothing
-# here reads the dumps, since a dump is the likely poison.
-POISON_RULESET = "poison"
 MAX_REASON = 500
 KNOWN_OPTIONS = frozenset({"stackwalk_max_frames", "stackwalk_timeout_s", "hostname"})
 
@@ -91,19 +85,6 @@ def _timeout(options: Mapping[str, str], key: str, default: float) -> float | No
     return _positive_number(options, key, float)
 
 
-def _poison_rules(metrics: Metrics) -> list[Rule]:
-    return [
-        hygiene.DeNullRule(metrics),
-        hygiene.DeNoneRule(metrics),
-        product.ProductRule(),
-        product.MajorVersionRule(),
-        identifiers.IdentifierRule(),
-        process_info.ProcessTypeRule(),
-        dates.DatesAndTimesRule(),
-        system_info.PlatformInfoRule(),
-    ]
-
-
 class Processor:
     """Options (all optional): `stackwalk_max_frames` (frames per thread, default 1024),
     `stackwalk_timeout_s` (seconds per dump, default 120, `none` for no limit), `hostname`
@@ -128,12 +109,18 @@ class Processor:
             stackwalk_timeout_s=_timeout(options, "stackwalk_timeout_s", 120.0),
             walker=walker,
         )
-        self.rulesets: tuple[str, ...] = tuple(named)
+        # The names a queue message may ask for; internal ones (poison) are left out.
+        self.rulesets: tuple[str, ...] = tuple(
+            name for name in named if name in RULESETS and RULESETS[name].selectable
+        )
         self._pipeline = Pipeline(
-            {**named, POISON_RULESET: _poison_rules(metrics)},
+            {**named, POISON: build_poison_rules(metrics)},
             metrics,
             hostname=options.get("hostname") or None,
-            fresh_rulesets=frozenset({DEFAULT, POISON_RULESET}),
+            fresh_rulesets=frozenset(
+                name for name, ruleset in RULESETS.items()
+                if ruleset.starts_from is StartsFrom.RAW_CRASH
+            ),
         )
 
     def process(
@@ -146,16 +133,19 @@ class Processor:
         previous: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         crashid.validate(crash_id)
-        # The poison ruleset is internal: asking for it by name is an unknown ruleset.
+        # An internal ruleset (poison) asked for by name is an unknown ruleset.
         name = ruleset if ruleset in self.rulesets else f"unknown:{ruleset}"
-        fallback = name == REGENERATE_SIGNATURE and not previous
-        if fallback:
-            # Nothing stored to regenerate from: a full processing is the useful answer.
-            name = DEFAULT
-        processed = self._pipeline.process_crash(name, crash_id, raw_crash, dumps, previous)
-        if fallback:
+        declared = RULESETS.get(name)
+        fallback = None
+        if declared is not None and declared.needs_previous_processed and not previous:
+            # Nothing stored to start from: its fallback (a full processing) is the useful answer.
+            fallback = declared.fallback
+        processed = self._pipeline.process_crash(
+            fallback or name, crash_id, raw_crash, dumps, previous
+        )
+        if fallback is not None:
             processed["processor_notes"] += (
-                f"\n{REGENERATE_SIGNATURE}: no previous processed crash; ran the {DEFAULT} ruleset"
+                f"\n{name}: no previous processed crash; ran the {fallback} ruleset"
             )
         return processed
 
@@ -165,7 +155,7 @@ class Processor:
         """A processed crash for a crash that could not be processed (it killed its workers):
         success False, a note naming the cause, and the metadata that needs no dump."""
         crashid.validate(crash_id)
-        processed = self._pipeline.process_crash(POISON_RULESET, crash_id, raw_crash or {}, {})
+        processed = self._pipeline.process_crash(POISON, crash_id, raw_crash or {}, {})
         processed["success"] = False
         cause = " ".join(str(reason).split())[:MAX_REASON] or "unknown cause"
         processed["processor_notes"] += f"\npoison crash: {cause}"

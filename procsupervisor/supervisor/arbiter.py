@@ -25,7 +25,7 @@ from procsupervisor import config as config_module
 from procsupervisor.backends import make_metrics, make_queue
 from procsupervisor.config import Config, ConfigError
 from procsupervisor.logs import log_event, set_level
-from procsupervisor.protocol import OUTCOMES, ProtocolError
+from procsupervisor.protocol import WORKER_MESSAGE_TYPES as OUTCOMES, ProtocolError
 from procsupervisor.queues.base import CrashQueue, Delivery
 from procsupervisor.queues.selection import WeightedSelector
 from procsupervisor.supervisor.control import ControlServer

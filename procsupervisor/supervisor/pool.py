@@ -102,7 +102,7 @@ def fork_worker(index: int, config: Config, generation: int, restarts: int) -> W
     supervisor_pid = os.getpid()
     pid = os.fork()
     if pid == 0:  # child: never returns
-        from procsupervisor.workers.worker import worker_main
+        from procsupervisor.workers.worker_process import worker_main
 
         parent_sock.detach()
         worker_main(index, child_sock, config, supervisor_pid)
