@@ -180,7 +180,7 @@ class Result(Message):
             timings_ms={
                 str(k): v
                 for k, v in (timings.items() if isinstance(timings, dict) else ())
-                if isinstance(v, int | float) and not isinstance(v, bool)
+                if isinstance(v, int | float)
             },
             cache_stats=_cache_stats(message),
         )

@@ -12,8 +12,8 @@ from procsupervisor import config as config_module
 from procsupervisor import crashid
 from procsupervisor.storage.base import TransientStorageError
 from procsupervisor.storage.fs import FSCrashStorage
-from procsupervisor.workers.processor import validate_processed_crash
 from procsupervisor.workers.crash_handler import CrashHandler
+from procsupervisor.workers.processor import validate_processed_crash
 
 
 @pytest.fixture
