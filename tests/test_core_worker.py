@@ -92,6 +92,26 @@ def test_reprocessing_reads_the_previous_processed_crash(handler: CrashHandler) 
     assert first["processor_notes"] in second["processor_history"]
 
 
+def test_regenerate_signature_reads_the_stored_crash_on_any_queue(handler: CrashHandler) -> None:
+    cid = store(handler)
+    assert handler.handle(cid).outcome == "ok"
+    first = handler.source.get_processed(cid)
+    handler.source.save_processed(make_raw_crash(), dict(first, product="kept from before"))
+    result = handler.handle(cid, ruleset="regenerate_signature", queue="normal")
+    assert result.outcome == "ok", result.reason
+    second = handler.source.get_processed(cid)
+    assert second["product"] == "kept from before"  # started from the stored processed crash
+    assert first["processor_notes"] in second["processor_history"]
+
+
+def test_a_message_naming_the_poison_ruleset_gets_no_poison_leniency(
+    handler: CrashHandler,
+) -> None:
+    # A poison record is saved even without a raw crash; asked for by name, it is not.
+    result = handler.handle(crashid.create(), ruleset="poison")
+    assert result.outcome == "not_found"
+
+
 def test_a_processor_that_raises_gives_a_transient_outcome(handler: CrashHandler,
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     def explode(*args: Any, **kwargs: Any) -> dict[str, Any]:

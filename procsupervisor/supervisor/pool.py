@@ -78,11 +78,12 @@ class WorkerPool:
         `workers` 0) for poison records still to be saved."""
         if not stopping:
             active = {w.index: w for w in self.handles.values() if not w.retiring}
-            wanted = workers if not draining else max(1, workers)
+            if draining:
+                workers = max(1, workers)
             for worker in active.values():
-                if worker.index >= wanted:
+                if worker.index >= workers:
                     worker.begin_retire()
-            for index in range(wanted):
+            for index in range(workers):
                 if index in active or now < self.slot(index).next_spawn:
                     continue
                 self._spawn(index)
