@@ -11,6 +11,7 @@ neither side: both import it, and it imports nothing of theirs.
 
 from __future__ import annotations
 
+import abc
 import json
 import socket
 import struct
@@ -41,13 +42,14 @@ class Outcome(StrEnum):
 # -- messages -------------------------------------------------------------------------------
 
 
-class Message:
+class Message(abc.ABC):
     """A typed message; `type` is its name on the pipe."""
 
     type: ClassVar[str]
 
+    @abc.abstractmethod
     def to_json(self) -> dict[str, Any]:
-        raise NotImplementedError
+        """The JSON object sent on the pipe."""
 
 
 @dataclass(frozen=True)
@@ -204,7 +206,7 @@ WORKER_MESSAGE_TYPES = frozenset(WORKER_MESSAGES)
 
 def decode_worker_message(message: Mapping[str, Any]) -> WorkerMessage:
     """The typed message for a decoded frame from a worker; ProtocolError if it is not one."""
-    kind = WORKER_MESSAGES.get(message.get("type"))  # type: ignore[arg-type]
+    kind = WORKER_MESSAGES.get(message.get("type"))
     if kind is None:
         raise ProtocolError(f"unexpected message: {str(message)[:120]}")
     return kind.from_json(message)
@@ -212,7 +214,7 @@ def decode_worker_message(message: Mapping[str, Any]) -> WorkerMessage:
 
 def decode_supervisor_message(message: Mapping[str, Any]) -> SupervisorMessage:
     """The typed message for a decoded frame from the supervisor; ProtocolError if not one."""
-    kind = SUPERVISOR_MESSAGES.get(message.get("type"))  # type: ignore[arg-type]
+    kind = SUPERVISOR_MESSAGES.get(message.get("type"))
     if kind is None:
         raise ProtocolError(f"unexpected message: {str(message)[:120]}")
     return kind.from_json(message)

@@ -27,7 +27,7 @@ from procsupervisor import config as config_module
 from procsupervisor.backends import make_metrics, make_queue
 from procsupervisor.config import Config, ConfigError
 from procsupervisor.logs import log_event, set_level
-from procsupervisor.protocol import Outcome, Progress, ProtocolError, Ready, WorkerMessage
+from procsupervisor.protocol import Outcome, Progress, ProtocolError, Ready, Result, WorkerMessage
 from procsupervisor.queues.base import CrashQueue
 from procsupervisor.supervisor.control import ControlServer
 from procsupervisor.supervisor.dispatcher import Dispatcher
@@ -307,8 +307,8 @@ class Supervisor:
             worker.kill(f"protocol error: {exc}"[:200])
 
     def _on_message(self, worker: WorkerHandle, message: WorkerMessage) -> None:
-        if not isinstance(message, Progress) and message.cache_stats is not None:
-            worker.cache_stats = message.cache_stats
+        if isinstance(message, Ready | Result) and message.cache_stats is not None:
+            worker.note_cache_stats(message.cache_stats)
         if isinstance(message, Ready):
             if worker.state is not WorkerState.STARTING:
                 raise ProtocolError("ready from a worker that is already running")

@@ -1,8 +1,8 @@
 """The supervisor's view of one worker process: its pipe, its state, the crash it holds.
 
-A worker's state changes only through its own methods (`mark_ready`, `assign`, `finish`,
-`begin_retire`, `begin_stop`, `kill`, `exited`), so the pool and the dispatcher never set
-fields behind each other's back.
+A worker's state changes only through its own methods (`mark_ready`, `assign`, `note_stage`,
+`finish`, `begin_retire`, `begin_stop`, `kill`, `exited`), so the pool and the dispatcher never
+set fields behind each other's back.
 """
 
 from __future__ import annotations
@@ -107,6 +107,9 @@ class WorkerHandle:
     def note_stage(self, stage: str) -> None:
         if self.assignment is not None:
             self.assignment.stage = stage
+
+    def note_cache_stats(self, cache_stats: dict[str, Any]) -> None:
+        self.cache_stats = cache_stats
 
     def finish(self, ok: bool) -> Assignment | None:
         """The crash it held is done: back to idle; returns what it held."""
