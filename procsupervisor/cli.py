@@ -218,7 +218,7 @@ def enqueue(ctx: click.Context, crash_ids: tuple[str, ...], queue_name: str) -> 
 @click.pass_context
 def process(ctx: click.Context, crash_id: str, ruleset: str | None, no_save: bool) -> None:
     """Process one crash inline (for debugging) and print the processed crash."""
-    from procsupervisor.workers.worker import CrashHandler
+    from procsupervisor.workers.crash_handler import CrashHandler
 
     config = load_config(ctx)
     configure_logging(config.log_level)

@@ -12,8 +12,8 @@ from procsupervisor import config as config_module
 from procsupervisor import crashid
 from procsupervisor.storage.base import TransientStorageError
 from procsupervisor.storage.fs import FSCrashStorage
+from procsupervisor.workers.crash_handler import CrashHandler
 from procsupervisor.workers.processor import validate_processed_crash
-from procsupervisor.workers.worker import CrashHandler
 
 
 @pytest.fixture
@@ -90,6 +90,26 @@ def test_reprocessing_reads_the_previous_processed_crash(handler: CrashHandler) 
     assert handler.handle(cid, queue="reprocessing").outcome == "ok"
     second = handler.source.get_processed(cid)
     assert first["processor_notes"] in second["processor_history"]
+
+
+def test_regenerate_signature_reads_the_stored_crash_on_any_queue(handler: CrashHandler) -> None:
+    cid = store(handler)
+    assert handler.handle(cid).outcome == "ok"
+    first = handler.source.get_processed(cid)
+    handler.source.save_processed(make_raw_crash(), dict(first, product="kept from before"))
+    result = handler.handle(cid, ruleset="regenerate_signature", queue="normal")
+    assert result.outcome == "ok", result.reason
+    second = handler.source.get_processed(cid)
+    assert second["product"] == "kept from before"  # started from the stored processed crash
+    assert first["processor_notes"] in second["processor_history"]
+
+
+def test_a_message_naming_the_poison_ruleset_gets_no_poison_leniency(
+    handler: CrashHandler,
+) -> None:
+    # A poison record is saved even without a raw crash; asked for by name, it is not.
+    result = handler.handle(crashid.create(), ruleset="poison")
+    assert result.outcome == "not_found"
 
 
 def test_a_processor_that_raises_gives_a_transient_outcome(handler: CrashHandler,

@@ -22,6 +22,14 @@ from procsupervisor import crashid
 from procsupervisor.metrics import NullMetrics
 from procsupervisor.workers.processor import Processor, validate_processed_crash
 from procsupervisor.workers.rules import signature
+from procsupervisor.workers.rules.rulesets import (
+    DEFAULT,
+    POISON,
+    REGENERATE_SIGNATURE,
+    RULESETS,
+    build_rulesets,
+    ruleset_for,
+)
 
 MAIN_DUMP = json_dump(
     [
@@ -162,6 +170,22 @@ def test_unknown_ruleset_is_not_a_success() -> None:
 
 def test_rulesets_are_named() -> None:
     assert _processor().rulesets == ("default", "regenerate_signature")
+
+
+def test_every_ruleset_is_declared_with_its_needs() -> None:
+    built = set(build_rulesets(symbols=None, metrics=NullMetrics())) | {POISON}
+    assert built == set(RULESETS)
+    for name, declared in RULESETS.items():
+        assert declared.name == name
+        if declared.fallback is not None:
+            assert declared.needs_previous_processed and declared.fallback in RULESETS
+    assert RULESETS[REGENERATE_SIGNATURE].needs_previous_processed
+    assert not RULESETS[DEFAULT].needs_previous_processed
+    poison = RULESETS[POISON]
+    assert not (poison.selectable or poison.reads_dumps or poison.raw_crash_required)
+    assert not poison.reads_previous_processed("reprocessing")
+    # A name a queue message may not ask for runs under the default declaration.
+    assert ruleset_for("poison") is ruleset_for("nope") is ruleset_for(None) is RULESETS[DEFAULT]
 
 
 def test_invalid_crash_id_is_refused() -> None:

@@ -12,7 +12,7 @@ from procsupervisor import config, crashid
 from procsupervisor.protocol import HEADER, encode
 from procsupervisor.queues.base import Delivery
 from procsupervisor.supervisor.arbiter import Supervisor
-from procsupervisor.supervisor.pool import BUSY, Assignment, WorkerHandle
+from procsupervisor.supervisor.worker_handle import Assignment, WorkerHandle, WorkerState
 
 
 @pytest.fixture
@@ -21,9 +21,15 @@ def rig(tmp_path: Path):
     child = subprocess.Popen(["sleep", "30"])
     ours, theirs = socket.socketpair()
     ours.setblocking(False)
-    worker = WorkerHandle(index=0, pid=child.pid, sock=ours, generation=0, state=BUSY)
-    worker.assignment = Assignment(Delivery("normal", crashid.create()), supervisor.queue, 0.0)
-    supervisor.workers[child.pid] = worker
+    worker = WorkerHandle(
+        index=0,
+        pid=child.pid,
+        sock=ours,
+        generation=0,
+        state=WorkerState.BUSY,
+        assignment=Assignment(Delivery("normal", crashid.create()), supervisor.queue, 0.0),
+    )
+    supervisor.pool.handles[child.pid] = worker
     yield supervisor, worker, theirs, child
     child.kill()
     child.wait()

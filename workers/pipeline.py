@@ -54,8 +54,8 @@ class Pipeline:
         self.rulesets = {name: list(rules) for name, rules in rulesets.items()}
         self.metrics = metrics
         self.hostname = hostname or socket.gethostname()
-        # A "fresh" ruleset rebuilds the processed crash from the raw crash; the others
-        # (regenerate_signature) update the previous processed crash in place.
+        # A "fresh" ruleset rebuilds the processed crash from the raw crash; the others update
+        # the previous processed crash in place (each ruleset's `starts_from`, rules/rulesets.py).
         self.fresh_rulesets = fresh_rulesets
 
     def process_crash(

@@ -16,24 +16,16 @@ from procsupervisor import crashid
 from procsupervisor.metrics import Metrics
 from procsupervisor.workers.pipeline import Pipeline
 from procsupervisor.workers.processed_schema import validator
-from procsupervisor.workers.rules import (
-    beta_version,
-    dates,
-    hygiene,
-    identifiers,
-    process_info,
-    product,
-    stackwalk,
-    system_info,
-    user_data,
+from procsupervisor.workers.rules import beta_version, stackwalk
+from procsupervisor.workers.rules.rulesets import (
+    POISON,
+    RULESETS,
+    StartsFrom,
+    build_poison_rules,
+    build_rulesets,
 )
-from procsupervisor.workers.rules.base import Rule
-from procsupervisor.workers.rules.rulesets import DEFAULT, REGENERATE_SIGNATURE, build_rulesets
 from procsupervisor.workers.stackwalker.model import SymbolProvider
 
-# Rules a poison crash still gets, so it can be found by product, version and date; nothing
-# here reads the dumps, since a dump is the likely poison.
-POISON_RULESET = "poison"
 MAX_REASON = 500
 KNOWN_OPTIONS = frozenset(
     {
@@ -83,21 +75,6 @@ def _timeout(options: Mapping[str, str], key: str, default: float) -> float | No
     return _positive_number(options, key, float)
 
 
-def _poison_rules(metrics: Metrics) -> list[Rule]:
-    return [
-        hygiene.DeNullRule(metrics),
-        hygiene.DeNoneRule(metrics),
-        product.ProductRule(),
-        product.MajorVersionRule(),
-        identifiers.IdentifierRule(),
-        process_info.ProcessTypeRule(),
-        dates.DatesAndTimesRule(),
-        system_info.PlatformInfoRule(),
-        # what the user said, the first thing a person reads about a crash that kills workers
-        user_data.UserDataRule(),
-    ]
-
-
 class Processor:
     """Options (all optional): `stackwalk_max_frames` (frames per thread, default 1024),
     `stackwalk_timeout_s` (seconds per dump, default 120, `none` for no limit), `hostname`
@@ -125,12 +102,18 @@ class Processor:
             walker=walker,
             beta_versions=beta_version.version_source(options),
         )
-        self.rulesets: tuple[str, ...] = tuple(named)
+        # The names a queue message may ask for; internal ones (poison) are left out.
+        self.rulesets: tuple[str, ...] = tuple(
+            name for name in named if name in RULESETS and RULESETS[name].selectable
+        )
         self._pipeline = Pipeline(
-            {**named, POISON_RULESET: _poison_rules(metrics)},
+            {**named, POISON: build_poison_rules(metrics)},
             metrics,
             hostname=options.get("hostname") or None,
-            fresh_rulesets=frozenset({DEFAULT, POISON_RULESET}),
+            fresh_rulesets=frozenset(
+                name for name, ruleset in RULESETS.items()
+                if ruleset.starts_from is StartsFrom.RAW_CRASH
+            ),
         )
 
     def process(
@@ -143,16 +126,19 @@ class Processor:
         previous: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         crashid.validate(crash_id)
-        # The poison ruleset is internal: asking for it by name is an unknown ruleset.
+        # An internal ruleset (poison) asked for by name is an unknown ruleset.
         name = ruleset if ruleset in self.rulesets else f"unknown:{ruleset}"
-        fallback = name == REGENERATE_SIGNATURE and not previous
-        if fallback:
-            # Nothing stored to regenerate from: a full processing is the useful answer.
-            name = DEFAULT
-        processed = self._pipeline.process_crash(name, crash_id, raw_crash, dumps, previous)
-        if fallback:
+        declared = RULESETS.get(name)
+        fallback = None
+        if declared is not None and declared.needs_previous_processed and not previous:
+            # Nothing stored to start from: its fallback (a full processing) is the useful answer.
+            fallback = declared.fallback
+        processed = self._pipeline.process_crash(
+            fallback or name, crash_id, raw_crash, dumps, previous
+        )
+        if fallback is not None:
             processed["processor_notes"] += (
-                f"\n{REGENERATE_SIGNATURE}: no previous processed crash; ran the {DEFAULT} ruleset"
+                f"\n{name}: no previous processed crash; ran the {fallback} ruleset"
             )
         return processed
 
@@ -162,7 +148,7 @@ class Processor:
         """A processed crash for a crash that could not be processed (it killed its workers):
         success False, a note naming the cause, and the metadata that needs no dump."""
         crashid.validate(crash_id)
-        processed = self._pipeline.process_crash(POISON_RULESET, crash_id, raw_crash or {}, {})
+        processed = self._pipeline.process_crash(POISON, crash_id, raw_crash or {}, {})
         processed["success"] = False
         cause = " ".join(str(reason).split())[:MAX_REASON] or "unknown cause"
         processed["processor_notes"] += f"\npoison crash: {cause}"

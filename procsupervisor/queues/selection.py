@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 EMPTY_HOLD_S = 0.05
 
 
-class WeightedSelector:
+class WeightedQueueChooser:
     def __init__(self, weights: Mapping[str, int], queue_names: tuple[str, ...]) -> None:
         self.queue_names = tuple(queue_names)
         self._pass: dict[str, float] = dict.fromkeys(self.queue_names, 0.0)

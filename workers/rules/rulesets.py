@@ -1,6 +1,16 @@
-"""The named rulesets and their order (Socorro's mozilla_rulesets, SOCORRO.md section 7.5)."""
+"""Every named ruleset: what it needs, and its rules in order (Socorro's mozilla_rulesets,
+SOCORRO.md section 7.5).
+
+`RULESETS` declares each ruleset's needs: where it starts (the raw crash, or the previous
+processed crash), which stored data it reads, whether a queue message may name it. The worker
+and the processor ask these declarations instead of testing ruleset or queue names.
+`build_rulesets` and `build_poison_rules` give the rules themselves.
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
 
 from procsupervisor.metrics import Metrics
 from procsupervisor.workers.rules import (
@@ -25,12 +35,77 @@ from procsupervisor.workers.rules import (
     stackwalk,
     structured_annotations,
     system_info,
+    user_data,
 )
 from procsupervisor.workers.rules.base import Rule
 from procsupervisor.workers.stackwalker.model import SymbolProvider
 
 DEFAULT = "default"
 REGENERATE_SIGNATURE = "regenerate_signature"
+POISON = "poison"
+
+# Logical queues whose crashes were processed before (SOCORRO.md section 12, the reprocessing
+# flow): a run for one of them reads the stored processed crash even when its ruleset starts
+# from the raw crash, so the earlier processing's notes move into processor_history.
+REPROCESSING_QUEUES = frozenset({"reprocessing"})
+
+
+class StartsFrom(Enum):
+    RAW_CRASH = "raw crash"  # the processed crash is rebuilt; nothing stale survives
+    PREVIOUS_PROCESSED = "previous processed crash"  # the stored one is updated in place
+
+
+@dataclass(frozen=True)
+class Ruleset:
+    """What running a ruleset needs from the worker."""
+
+    name: str
+    starts_from: StartsFrom = StartsFrom.RAW_CRASH
+    # Run instead when the ruleset starts from a previous processed crash and none is stored.
+    fallback: str | None = None
+    reads_dumps: bool = True
+    # False: a raw crash that cannot be read is replaced by a bare record, not an error.
+    raw_crash_required: bool = True
+    # False: a previous processing's notes are not carried into processor_history.
+    keeps_history: bool = True
+    # False: internal; a queue message naming it gets the unknown-ruleset treatment.
+    selectable: bool = True
+
+    @property
+    def needs_previous_processed(self) -> bool:
+        return self.starts_from is StartsFrom.PREVIOUS_PROCESSED
+
+    def reads_previous_processed(self, queue: str) -> bool:
+        """Whether a run for a crash from the logical `queue` reads the stored processed crash."""
+        if self.needs_previous_processed:
+            return True
+        return self.keeps_history and queue in REPROCESSING_QUEUES
+
+
+RULESETS: dict[str, Ruleset] = {
+    DEFAULT: Ruleset(DEFAULT),
+    REGENERATE_SIGNATURE: Ruleset(
+        REGENERATE_SIGNATURE, starts_from=StartsFrom.PREVIOUS_PROCESSED, fallback=DEFAULT
+    ),
+    # A crash that killed its workers: recorded with what needs no dump (a dump is the likely
+    # poison), even when its raw crash is unreadable; never asked for by a queue message.
+    POISON: Ruleset(
+        POISON,
+        reads_dumps=False,
+        raw_crash_required=False,
+        keeps_history=False,
+        selectable=False,
+    ),
+}
+
+
+def ruleset_for(name: str | None) -> Ruleset:
+    """The declaration a queue message's ruleset name runs under: an unknown or internal name
+    runs like the default ruleset (the processor notes it as unknown)."""
+    declared = RULESETS.get(name or DEFAULT)
+    if declared is None or not declared.selectable:
+        return RULESETS[DEFAULT]
+    return declared
 
 
 def build_rulesets(
@@ -108,3 +183,20 @@ def build_rulesets(
         dump_facts.ShutDownHangCrashingThreadRule(),
     ]
     return {DEFAULT: default, REGENERATE_SIGNATURE: [signature_rule]}
+
+
+def build_poison_rules(metrics: Metrics) -> list[Rule]:
+    """The poison ruleset: enough to find the crash by product, version and date; nothing here
+    reads the dumps."""
+    return [
+        hygiene.DeNullRule(metrics),
+        hygiene.DeNoneRule(metrics),
+        product.ProductRule(),
+        product.MajorVersionRule(),
+        identifiers.IdentifierRule(),
+        process_info.ProcessTypeRule(),
+        dates.DatesAndTimesRule(),
+        system_info.PlatformInfoRule(),
+        # what the user said, the first thing a person reads about a crash that kills workers
+        user_data.UserDataRule(),
+    ]

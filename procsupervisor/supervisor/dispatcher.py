@@ -1,0 +1,231 @@
+"""Dispatch: the next crash from the queues to an idle worker, and what each outcome does to
+its queue message (ack / retry / dead-letter / poison, DESIGN.md sections 4 and 5).
+
+Owns the queue client (and the ones a reload replaced, until nothing they delivered is held),
+the weighted queue chooser, the set of crash ids in flight and the poison records waiting for
+a worker. Never blocks: a queue action that fails is logged and the message is left to be
+redelivered.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from procsupervisor import crashid
+from procsupervisor.logs import log_event
+from procsupervisor.metrics import Metrics
+from procsupervisor.protocol import Outcome, Result
+from procsupervisor.queues.base import CrashQueue, Delivery
+from procsupervisor.queues.selection import WeightedQueueChooser
+from procsupervisor.supervisor.status import Counters
+from procsupervisor.supervisor.worker_handle import Assignment, WorkerHandle
+
+if TYPE_CHECKING:
+    from procsupervisor.config import Config
+
+log = logging.getLogger("procsupervisor.supervisor")
+
+MAX_RETRY_DELAY_S = 300.0
+
+
+@dataclass
+class PendingPoison:
+    """A crash that killed its worker `max_attempts` times: a worker is to save a record of it,
+    then it is dead-lettered."""
+
+    delivery: Delivery
+    queue: CrashQueue
+    reason: str
+
+
+class Dispatcher:
+    def __init__(
+        self, config: Config, queue: CrashQueue, metrics: Metrics, counters: Counters
+    ) -> None:
+        self.config = config
+        self.queue = queue
+        self.retired_queues: list[CrashQueue] = []  # replaced by a reload, still delivering
+        self.queue_chooser = WeightedQueueChooser(config.queue_weights, queue.queue_names)
+        self.metrics = metrics
+        self.counters = counters
+        self.in_flight: set[str] = set()  # crash ids held by a worker or poison_pending
+        self.poison_pending: deque[PendingPoison] = deque()
+
+    def reconfigure(
+        self, config: Config, metrics: Metrics, new_queue: CrashQueue | None = None
+    ) -> None:
+        """After a reload. A new queue client takes over pulling; the old one stays open until
+        every crash it delivered is finished."""
+        self.config = config
+        self.metrics = metrics
+        if new_queue is not None:
+            self.retired_queues.append(self.queue)
+            self.queue = new_queue
+            self.queue_chooser = WeightedQueueChooser(config.queue_weights, new_queue.queue_names)
+        else:
+            self.queue_chooser.set_weights(config.queue_weights)
+
+    # -- handing out crashes ------------------------------------------------------------------
+
+    def dispatch(self, available: Iterable[WorkerHandle], *, draining: bool) -> None:
+        """Give each available worker a poison record to save or, unless draining, the next
+        crash from the queues."""
+        for worker in available:
+            if self.poison_pending:
+                poison = self.poison_pending.popleft()
+                self._assign(worker, Assignment(poison.delivery, poison.queue, time.monotonic(),
+                                                poison_reason=poison.reason))
+                continue
+            if draining:
+                return
+            assignment = self._next_assignment()
+            if assignment is None:
+                return
+            self._assign(worker, assignment)
+
+    def _next_assignment(self) -> Assignment | None:
+        """The next valid, not-already-running crash from the queues, or None."""
+        queue = self.queue
+        while True:
+            try:
+                pulled = self.queue_chooser.pull(queue.get)
+            except Exception as exc:
+                log_event(log, logging.ERROR, "queue get failed",
+                          error=f"{type(exc).__name__}: {exc}"[:300])
+                return None
+            if pulled is None:
+                return None
+            name, delivery = pulled
+            assert isinstance(delivery, Delivery)
+            self.counters.queue(name).pulled += 1
+            if not crashid.is_valid(delivery.crash_id):
+                self._dead_letter(queue, delivery, "invalid crash id")
+                continue
+            if delivery.crash_id in self.in_flight:
+                self._ack(queue, delivery)
+                log_event(log, logging.INFO, "duplicate of a crash in flight, acked",
+                          crash_id=delivery.crash_id, queue=name)
+                continue
+            return Assignment(delivery, queue, time.monotonic())
+
+    def _assign(self, worker: WorkerHandle, assignment: Assignment) -> None:
+        self.in_flight.add(assignment.delivery.crash_id)
+        worker.assign(assignment)
+
+    # -- outcomes -----------------------------------------------------------------------------
+
+    def on_result(self, worker: WorkerHandle, result: Result) -> None:
+        """The worker finished the crash it held (the caller checked it is that crash)."""
+        ok = result.outcome is Outcome.OK
+        assignment = worker.finish(ok)
+        assert assignment is not None
+        delivery = assignment.delivery
+        queue = assignment.queue
+        reason = result.reason
+        poison_reason = assignment.poison_reason
+        self.in_flight.discard(delivery.crash_id)
+        self.counters.completed(ok=ok and poison_reason is None)
+        if poison_reason is not None:
+            note = "" if ok else f"; poison record not saved: {reason}"
+            self._dead_letter(queue, delivery, poison_reason + note)
+        elif ok:
+            self._ack(queue, delivery)
+        elif result.outcome is Outcome.INVALID:
+            self._dead_letter(queue, delivery, reason or "invalid crash")
+        elif delivery.attempt >= self.config.supervisor.max_attempts:
+            self._dead_letter(queue, delivery,
+                              f"{result.outcome} after {delivery.attempt} attempts: {reason}")
+        else:
+            self._retry(queue, delivery, f"{result.outcome}: {reason}")
+        log_event(log, logging.INFO, "crash done", crash_id=delivery.crash_id,
+                  queue=delivery.queue, attempt=delivery.attempt, outcome=result.outcome,
+                  poison=poison_reason is not None, reason=reason,
+                  **{f"{k}_ms": v for k, v in result.timings_ms.items()})
+
+    def assignment_lost(self, assignment: Assignment, cause: str, *, hard_stop: bool) -> None:
+        """The worker holding `assignment` died (`cause`) before reporting a result."""
+        delivery = assignment.delivery
+        self.in_flight.discard(delivery.crash_id)
+        self.counters.completed(ok=False)
+        if hard_stop:
+            # Not the crash's fault: leave it unacked; the queue redelivers it after restart.
+            log_event(log, logging.INFO, "left in flight for the next start",
+                      crash_id=delivery.crash_id, queue=delivery.queue)
+            return
+        max_attempts = self.config.supervisor.max_attempts
+        if assignment.poison_reason is not None:
+            self._dead_letter(assignment.queue, delivery,
+                              f"{assignment.poison_reason}; poison record not saved: worker died"
+                              f" ({cause})")
+        elif delivery.attempt >= max_attempts:
+            reason = f"worker killed on attempt {delivery.attempt} of {max_attempts}: {cause}"
+            self.poison_pending.append(PendingPoison(delivery, assignment.queue, reason))
+            self.in_flight.add(delivery.crash_id)
+        else:
+            self._retry(assignment.queue, delivery, f"worker died: {cause}")
+
+    # -- queue actions ------------------------------------------------------------------------
+
+    def _finish(self, action: str, call: Callable[..., Any], delivery: Delivery,
+                *args: Any) -> bool:
+        """Run one queue action; on failure log it and leave the message to be redelivered."""
+        try:
+            call(delivery, *args)
+        except Exception as exc:
+            log_event(log, logging.ERROR, f"queue {action} failed; the crash will be redelivered",
+                      crash_id=delivery.crash_id[:80], queue=delivery.queue,
+                      error=f"{type(exc).__name__}: {exc}"[:300])
+            return False
+        self.metrics.incr(f"supervisor.{action}", tags={"queue": delivery.queue})
+        return True
+
+    def _ack(self, queue: CrashQueue, delivery: Delivery) -> None:
+        if self._finish("ack", queue.ack, delivery):
+            self.counters.queue(delivery.queue).acked += 1
+
+    def _retry(self, queue: CrashQueue, delivery: Delivery, reason: str) -> None:
+        base = self.config.supervisor.retry_delay_s
+        delay = min(MAX_RETRY_DELAY_S, base * 2 ** (delivery.attempt - 1))
+        if self._finish("retry", queue.retry, delivery, reason, delay):
+            self.counters.queue(delivery.queue).retried += 1
+            log_event(log, logging.INFO, "crash retried", crash_id=delivery.crash_id,
+                      queue=delivery.queue, attempt=delivery.attempt, delay_s=delay,
+                      reason=reason)
+
+    def _dead_letter(self, queue: CrashQueue, delivery: Delivery, reason: str) -> None:
+        if self._finish("dead_letter", queue.dead_letter, delivery, reason):
+            self.counters.queue(delivery.queue).dead_lettered += 1
+            log_event(log, logging.WARNING, "crash dead-lettered",
+                      crash_id=delivery.crash_id[:80], queue=delivery.queue,
+                      attempt=delivery.attempt, reason=reason)
+
+    # -- queue clients ------------------------------------------------------------------------
+
+    def queues(self) -> tuple[CrashQueue, ...]:
+        return (self.queue, *self.retired_queues)
+
+    def poll_queues(self) -> None:
+        for queue in self.queues():
+            queue.poll()
+
+    def close_retired_queues(self, held: Iterable[Assignment]) -> None:
+        """Close replaced queue clients once no crash they delivered is held any more."""
+        if not self.retired_queues:
+            return
+        in_use = {id(assignment.queue) for assignment in held}
+        in_use |= {id(poison.queue) for poison in self.poison_pending}
+        for queue in [q for q in self.retired_queues if id(q) not in in_use]:
+            self.retired_queues.remove(queue)
+            queue.close()
+
+    def close_queues(self) -> None:
+        for queue in self.queues():
+            try:
+                queue.close()
+            except Exception:
+                log.exception("closing the queue failed")

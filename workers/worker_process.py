@@ -1,0 +1,114 @@
+"""The worker process shell: one crash at a time, told what to do over its pipe (DESIGN.md 2, 6).
+
+`worker_main` runs in the child right after the supervisor forks it; the supervisor reaches it
+by name only (`procsupervisor.supervisor.pool.WORKER_ENTRY`). It first cuts itself loose from
+everything it inherited (descriptors, signal handlers), arranges to die with the supervisor,
+then opens its own clients (`CrashHandler`) and serves `process` requests until `stop` or EOF.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import signal
+import socket
+import sys
+from typing import NoReturn
+
+from procsupervisor import __version__
+from procsupervisor.config import Config
+from procsupervisor.logs import set_level
+from procsupervisor.protocol import BlockingChannel, Progress, Ready, StopRequest
+from procsupervisor.workers.crash_handler import CrashHandler
+
+log = logging.getLogger("procsupervisor.worker")
+
+PR_SET_PDEATHSIG = 1
+# Signals meant for the supervisor that a terminal may also send to the whole process group:
+# a worker ignores them and finishes its crash; the supervisor decides what happens.
+IGNORED_SIGNALS = (
+    signal.SIGINT,
+    signal.SIGQUIT,
+    signal.SIGHUP,
+    signal.SIGTTIN,
+    signal.SIGTTOU,
+    signal.SIGUSR1,
+    signal.SIGUSR2,
+)
+
+
+def worker_main(index: int, sock: socket.socket, config: Config, supervisor_pid: int) -> NoReturn:
+    """Entry point in the forked child; never returns."""
+    code = 1
+    try:
+        _detach_from_supervisor(sock.fileno(), supervisor_pid)
+        _set_title(index, "starting")
+        code = _serve(index, BlockingChannel(sock), config)
+    except BaseException:
+        log.exception("worker %d failed", index)
+    finally:
+        sys.stderr.flush()
+        os._exit(code)
+
+
+def _detach_from_supervisor(keep_fd: int, supervisor_pid: int) -> None:
+    signal.set_wakeup_fd(-1)
+    for signum in IGNORED_SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
+    for signum in (signal.SIGTERM, signal.SIGCHLD):
+        signal.signal(signum, signal.SIG_DFL)
+    # Nothing with a socket crosses a fork: close every inherited descriptor (broker connection,
+    # control socket, other workers' pipes, the supervisor's lock) except stdio and our pipe.
+    # The supervisor's objects stay referenced in this process until os._exit, so none of them
+    # is ever finalized here and closes a descriptor number we reuse.
+    for name in os.listdir("/proc/self/fd") if os.path.isdir("/proc/self/fd") else ():
+        fd = int(name)
+        if fd > 2 and fd != keep_fd:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+    _die_with_parent(supervisor_pid)
+
+
+def _die_with_parent(supervisor_pid: int) -> None:
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != supervisor_pid:
+        os._exit(1)  # the supervisor died before PDEATHSIG was armed
+
+
+def _set_title(index: int, state: str) -> None:
+    try:
+        from setproctitle import setproctitle
+    except ImportError:
+        return
+    setproctitle(f"procsupervisor: worker {index} [{state}]")
+
+
+def _serve(index: int, channel: BlockingChannel, config: Config) -> int:
+    set_level(config.log_level)  # the config this worker was forked with, even mid-reload
+    handler = CrashHandler(config)
+    try:
+        channel.send(Ready(pid=os.getpid(), version=__version__,
+                           cache_stats=handler.cache_stats()))
+        _set_title(index, "idle")
+        while True:
+            request = channel.receive_request()
+            if request is None or isinstance(request, StopRequest):
+                return 0
+            crash_id = request.crash_id
+            _set_title(index, crash_id[:36])
+            result = handler.handle(
+                crash_id,
+                ruleset=request.ruleset,
+                queue=request.queue,
+                poison_reason=request.poison,
+                on_stage=lambda stage, cid=crash_id: channel.send(Progress(cid, stage)),
+            )
+            channel.send(result.message(handler.cache_stats()))
+            _set_title(index, "idle")
+    finally:
+        handler.close()
