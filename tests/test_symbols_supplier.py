@@ -1,4 +1,4 @@
-"""Breakpad's symbol path rule and the local directory provider (BREAKPAD.md §2)."""
+"""Breakpad's symbol path rule and the local directory provider (docs/formats/breakpad.md §2)."""
 
 from __future__ import annotations
 

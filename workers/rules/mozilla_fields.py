@@ -1,4 +1,4 @@
-"""Fields Socorro derives from Firefox's annotations beyond a plain copy (SOCORRO.md section
+"""Fields Socorro derives from Firefox's annotations beyond a plain copy (docs/processing.md section
 7.5): how the report was submitted, accessibility, distribution, utility actors, theme name."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Breakpad's crash reason and crash address (MINIDUMP.md section 7, BREAKPAD.md section 8.2)."""
+"""Breakpad's crash reason and crash address (docs/formats/minidump.md section 7, docs/formats/breakpad.md section 8.2)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Breakpad's range containers at build time (BREAKPAD.md §1.4).
+"""Breakpad's range containers at build time (docs/formats/breakpad.md §1.4).
 
 `ExclusiveRanges` is RangeMap (FUNC, line records, STACK CFI INIT): any overlap drops the newcomer.
 `ContainedRanges` is ContainedRangeMap (STACK WIN, INLINE): ranges nest by address containment;

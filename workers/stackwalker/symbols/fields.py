@@ -1,4 +1,4 @@
-"""Number and token fields of `.sym` records (BREAKPAD.md §1.2).
+"""Number and token fields of `.sym` records (docs/formats/breakpad.md §1.2).
 
 The well-formed common case goes through `int()`; anything else falls back to the exact
 C-semantics helpers in cparse.py, so both paths give Breakpad's answers.

@@ -1,4 +1,4 @@
-"""On-disk layout of a symbol index (DESIGN.md §9): header, section table, typed arrays.
+"""On-disk layout of a symbol index (docs/architecture.md §9): header, section table, typed arrays.
 
 Layout (little-endian):
   header   32 bytes: magic, format version, section count, crc32 of everything after the

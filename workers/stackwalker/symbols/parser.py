@@ -1,4 +1,4 @@
-"""Breakpad `.sym` parser with BasicSourceLineResolver's semantics (BREAKPAD.md §1).
+"""Breakpad `.sym` parser with BasicSourceLineResolver's semantics (docs/formats/breakpad.md §1).
 
 `SymParser.parse(data)` reads the whole text into `ParsedRecords` (records.py) and returns the
 index sections that builder.py lays out from them; `parse_sym(data)` serializes those as a ready

@@ -1,4 +1,4 @@
-"""Where a module's symbol file lives in Breakpad's layout (BREAKPAD.md §2.1), safely.
+"""Where a module's symbol file lives in Breakpad's layout (docs/formats/breakpad.md §2.1), safely.
 
 `<root>/<debug_file>/<debug_id>/<name>.sym`: the names come from hostile minidumps, so every
 path built from them goes through `is_safe_relpath` before it touches a file system or a URL.

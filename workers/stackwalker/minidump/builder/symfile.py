@@ -1,5 +1,5 @@
 """Breakpad `.sym` text for synthetic modules, stored where Breakpad's SimpleSymbolSupplier
-looks for it (BREAKPAD.md §2.1)."""
+looks for it (docs/formats/breakpad.md §2.1)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """The minidump writer's byte layout: header constants and the data area after the directory.
 
 Everything a stream points to (strings, CodeView records, contexts, stack bytes) is placed in
-the data area first and referenced by its RVA (MINIDUMP.md).
+the data area first and referenced by its RVA (docs/formats/minidump.md).
 """
 
 from __future__ import annotations
