@@ -1,6 +1,6 @@
 """Shared on-disk symbol cache and symbol suppliers. Installed as `procsupervisor.cache`.
 
-Entry points (docs/architecture.md section 9):
+Entry points (docs/architecture.md §9):
 - `provider.provider_from_config(symbols_section, data_dir, metrics)`: a worker's
   `CachingSymbolProvider` (keys of `[symbols]` in `settings`); `.get_symbols(module)`,
   `.stats()`, `.close()`.

@@ -1,7 +1,7 @@
 """Create and vet the cache directory.
 
 Anyone who can write the cache directory decides what every worker loads, so it must belong to
-us and be writable by nobody else (docs/architecture.md section 9).
+us and be writable by nobody else (docs/architecture.md §9).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The `procsupervisor` command line (docs/architecture.md section 10).
+"""The `procsupervisor` command line (docs/architecture.md §10).
 
 Every command, in every group, finds the data directory from `--data-dir`, the config file
 (`--config` or $PROCSUPERVISOR_CONFIG, key [supervisor] data_dir), $PROCSUPERVISOR_HOME, else

@@ -1,4 +1,4 @@
-"""How every command finds its configuration (docs/architecture.md section 10).
+"""How every command finds its configuration (docs/architecture.md §10).
 
 `--config` / `--data-dir` are accepted on the main group, on a command group (`cache`, `db`)
 and after a command's name; the one given closest to the command wins. Without `--config`,

@@ -1,7 +1,7 @@
 """Configuration: one INI file, every key overridable by `PROCSUPERVISOR_<SECTION>_<KEY>`.
 
 No file at all means the embedded defaults, with everything under the data directory
-(docs/architecture.md section 10). Validation errors name the file (or environment variable), the section
+(docs/architecture.md §10). Validation errors name the file (or environment variable), the section
 and the key, so an operator can fix a bad reload without reading code.
 """
 

@@ -1,7 +1,7 @@
 """Socorro crash ids ("ooids"): validation, creation and the date they carry.
 
 Every crash id is validated here before it is used to build a path, a storage key or an SQL
-parameter (docs/architecture.md section 11).
+parameter (docs/architecture.md §11).
 """
 
 from __future__ import annotations

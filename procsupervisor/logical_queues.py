@@ -2,7 +2,7 @@
 
 Shared by the configuration (which parses `[queue] weights` on top of the defaults) and the
 queue backends (which map each logical name to a real queue), neither importing the other
-(docs/architecture.md section 4).
+(docs/architecture.md §4).
 """
 
 from __future__ import annotations

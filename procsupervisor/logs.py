@@ -1,4 +1,4 @@
-"""Structured logging: one `key=value` line per event on stderr (docs/architecture.md section 12).
+"""Structured logging: one `key=value` line per event on stderr (docs/architecture.md §12).
 
 Call sites pass the fields as `extra={"kv": {...}}` or use `log_event`, so a line can be grepped
 and parsed by machines (`crash_id=... outcome=ok total_ms=12.3`) while staying readable.

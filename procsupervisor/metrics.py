@@ -1,7 +1,7 @@
-"""Metrics facade used everywhere (docs/architecture.md section 12).
+"""Metrics facade used everywhere (docs/architecture.md §12).
 
 Code calls `metrics.incr(...)`, `metrics.timing(...)`, `metrics.gauge(...)`,
-`metrics.histogram(...)` with Socorro's metric names (docs/processing.md section 10) without the prefix;
+`metrics.histogram(...)` with Socorro's metric names (docs/processing.md §10) without the prefix;
 the configured backend adds the prefix. `NullMetrics` is the default when statsd is not
 configured.
 """

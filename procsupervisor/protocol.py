@@ -1,4 +1,4 @@
-"""Supervisor <-> worker messages (docs/architecture.md section 6): 4-byte big-endian length + JSON object.
+"""Supervisor <-> worker messages (docs/architecture.md §6): 4-byte big-endian length + JSON object.
 
 Two layers. Framing: `encode` / `FrameDecoder` / `BlockingChannel` move JSON objects with a
 `type` field. Messages: one dataclass per message, `to_json()` to send it and
@@ -31,7 +31,7 @@ class ProtocolError(Exception):
 
 
 class Outcome(StrEnum):
-    """How a crash ended in the worker; the supervisor acts on it (docs/architecture.md section 5)."""
+    """How a crash ended in the worker; the supervisor acts on it (docs/architecture.md §5)."""
 
     OK = "ok"  # processed and saved everywhere: ack
     TRANSIENT = "transient"  # a source read or a destination failed: retry later

@@ -22,7 +22,7 @@ from procsupervisor.workers.stackwalker.model import SymbolProvider
 
 def _provider(paths: tuple[Path, ...], cache_dir: Path | None) -> SymbolProvider | None:
     if not paths:
-        # Like Breakpad without a symbol path: no supplier at all (docs/formats/breakpad.md section 2.1).
+        # Like Breakpad without a symbol path: no supplier at all (docs/formats/breakpad.md §2.1).
         return None
     try:
         return build_provider(list(paths), cache_dir)

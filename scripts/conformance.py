@@ -136,7 +136,7 @@ def _requesting_thread(headers: list[str]) -> str:
 
 
 def symbol_file_exists(root: Path, module_line: str) -> bool:
-    """Breakpad's path rule (docs/formats/breakpad.md section 2.1) on a Module line's debug columns."""
+    """Breakpad's path rule (docs/formats/breakpad.md §2.1) on a Module line's debug columns."""
     parts = module_line.split("|")
     module = CodeModule(0, 0, parts[1], "", debug_file=parts[3], debug_identifier=parts[4])
     relpath = symbol_file_relpath(module)

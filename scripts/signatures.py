@@ -36,7 +36,7 @@ def _hex_or_none(text: str) -> str | None:
 
 
 def parse_machine_readable(text: str) -> dict[str, Any]:
-    """Breakpad's `-m` output (docs/formats/breakpad.md section 8) as a minidump-stackwalk-shaped json_dump
+    """Breakpad's `-m` output (docs/formats/breakpad.md §8) as a minidump-stackwalk-shaped json_dump
     holding what siggen reads: system_info.os, crash_info and each thread's frames."""
     system_info: dict[str, Any] = {}
     crash_info: dict[str, Any] = {"type": None, "address": None, "crashing_thread": None}
@@ -65,7 +65,7 @@ def parse_machine_readable(text: str) -> dict[str, Any]:
                 "offset": None,
                 "module_offset": None,
             }
-            # The printed offset is relative to what the line names (docs/formats/breakpad.md 8.4).
+            # The printed offset is relative to what the line names (docs/formats/breakpad.md §8.4).
             if function:
                 frame["function_offset"] = offset
             elif module:

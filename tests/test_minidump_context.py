@@ -1,4 +1,4 @@
-"""CPU context identification and register reading (docs/formats/minidump.md section 6)."""
+"""CPU context identification and register reading (docs/formats/minidump.md §6)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Linux, Crashpad and Mozilla extension streams (docs/formats/minidump.md sections 3.12 to 3.14)."""
+"""Linux, Crashpad and Mozilla extension streams (docs/formats/minidump.md §3.12 to 3.14)."""
 
 from __future__ import annotations
 

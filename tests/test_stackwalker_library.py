@@ -1,4 +1,5 @@
-"""The stackwalker is a library: it imports nothing of the service around it (docs/architecture.md §8).
+"""The stackwalker is a library: it imports nothing of the service around it (docs/architecture.md
+§8).
 
 The symbol cache, the worker and the commands build on it; it never reaches back into them,
 nor into the service's third-party clients.

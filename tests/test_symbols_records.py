@@ -1,4 +1,5 @@
-"""Record types, conflict rules and parse errors of the .sym parser (docs/formats/breakpad.md §1)."""
+"""Record types, conflict rules and parse errors of the .sym parser (docs/formats/breakpad.md
+§1)."""
 
 from __future__ import annotations
 

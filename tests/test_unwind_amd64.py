@@ -1,4 +1,4 @@
-"""amd64 unwinding: CFI, Windows leaf, rbp chain, scan (docs/formats/breakpad.md 4.2)."""
+"""amd64 unwinding: CFI, Windows leaf, rbp chain, scan (docs/formats/breakpad.md §4.2)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""arm and arm64 unwinding (docs/formats/breakpad.md 4.3, 4.4)."""
+"""arm and arm64 unwinding (docs/formats/breakpad.md §4.3, 4.4)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Breakpad's postfix evaluator and CFI rule parsing (docs/formats/breakpad.md 6.1, 6.3, 6.4)."""
+"""Breakpad's postfix evaluator and CFI rule parsing (docs/formats/breakpad.md §6.1, 6.3, 6.4)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The per-thread walk loop: symbols, inline frames, limits, hostile data (docs/formats/breakpad.md 3, 7)."""
+"""The per-thread walk loop: symbols, inline frames, limits, hostile data (docs/formats/breakpad.md
+§3, 7)."""
 
 from __future__ import annotations
 

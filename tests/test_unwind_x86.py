@@ -1,4 +1,5 @@
-"""x86 unwinding: STACK WIN programs and FPO, CFI, ebp chain and scanning (docs/formats/breakpad.md 4.1)."""
+"""x86 unwinding: STACK WIN programs and FPO, CFI, ebp chain and scanning (docs/formats/breakpad.md
+§4.1)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The fetch / transform / save step for one crash (docs/architecture.md section 7).
+"""The fetch / transform / save step for one crash (docs/architecture.md §7).
 
 `CrashHandler` opens the worker's clients (source, destinations, symbol cache, processor) and
 turns one crash id into an `Outcome`. The worker process (`worker_process`) calls it for each

@@ -1,4 +1,4 @@
-"""Runs a named ruleset over one crash (Socorro's modern `Pipeline`, docs/processing.md section 7.5).
+"""Runs a named ruleset over one crash (Socorro's modern `Pipeline`, docs/processing.md §7.5).
 
 Bookkeeping fields: `success`, `started_datetime`, `completed_datetime`, `processor_notes`
 (newline-joined, public: notes never carry exception text) and `processor_history` (notes of

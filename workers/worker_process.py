@@ -1,4 +1,5 @@
-"""The worker process shell: one crash at a time, told what to do over its pipe (docs/architecture.md 2, 6).
+"""The worker process shell: one crash at a time, told what to do over its pipe
+(docs/architecture.md §2, 6).
 
 `worker_main` runs in the child right after the supervisor forks it; the supervisor reaches it
 by name only (`procsupervisor.supervisor.pool.WORKER_ENTRY`). It first cuts itself loose from

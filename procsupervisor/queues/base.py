@@ -1,4 +1,4 @@
-"""The queue interface the supervisor uses (docs/architecture.md sections 4 and 5).
+"""The queue interface the supervisor uses (docs/architecture.md §4 and 5).
 
 Only the supervisor talks to a queue. `get` is called only when a worker is idle; the returned
 Delivery is later finished with exactly one of `ack`, `retry` or `dead_letter`.

@@ -1,4 +1,4 @@
-"""The embedded `fs` queue: a spool directory with crash-safe claims (docs/architecture.md sections 4, 5).
+"""The embedded `fs` queue: a spool directory with crash-safe claims (docs/architecture.md §4, 5).
 
     <spool>/ready/<queue>/<ready_at_ns>-<pid>-<seq>   waiting messages (JSON), oldest name first
     <spool>/inflight/<queue>/<same name>               claimed by the supervisor (atomic rename)

@@ -1,4 +1,4 @@
-"""Weighted, work-conserving choice of the queue to pull from next (docs/architecture.md section 4).
+"""Weighted, work-conserving choice of the queue to pull from next (docs/architecture.md §4).
 
 Stride scheduling: each queue has a virtual "pass"; the next pull goes to the non-empty queue
 with the smallest pass, and a pull advances that queue's pass by 1/weight. Under load every

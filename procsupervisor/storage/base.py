@@ -1,8 +1,8 @@
-"""Storage interfaces (docs/architecture.md section 7).
+"""Storage interfaces (docs/architecture.md §7).
 
 A *source* gives a worker the raw crash, its dumps and (for reprocessing) the processed crash
 saved earlier. A *destination* saves a processed crash. Backends raise the two exceptions below
-so the worker can report the right outcome to the supervisor (docs/architecture.md section 5).
+so the worker can report the right outcome to the supervisor (docs/architecture.md §5).
 """
 
 from __future__ import annotations

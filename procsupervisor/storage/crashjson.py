@@ -2,7 +2,7 @@
 they read a date out of a crash.
 
 Socorro serialized raw and processed crashes with a JSON encoder that writes dates and datetimes
-as ISO 8601 strings (docs/processing.md section 3); every backend here does the same so the copies in S3,
+as ISO 8601 strings (docs/processing.md §3); every backend here does the same so the copies in S3,
 PostgreSQL and Elasticsearch agree.
 """
 

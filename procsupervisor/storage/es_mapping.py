@@ -2,7 +2,7 @@
 
 A field list (dotted name under `processed_crash`, type, analyzer) is the single source of both
 the index mapping and the document: only listed fields are copied, each converted to its type
-(Socorro HEAD's approach, docs/processing.md section 5), so a raw crash full of odd keys can never blow
+(Socorro HEAD's approach, docs/processing.md §5), so a raw crash full of odd keys can never blow
 up the mapping. Values that cannot be stored as their type are dropped rather than failing the
 whole document.
 """

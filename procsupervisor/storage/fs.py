@@ -1,4 +1,4 @@
-"""The embedded `fs` crash storage: Socorro's S3 key layout (docs/processing.md section 3) under a folder.
+"""The embedded `fs` crash storage: Socorro's S3 key layout (docs/processing.md §3) under a folder.
 
     v2/raw_crash/<id[:3]>/<YYYYMMDD>/<id>   raw crash JSON
     v1/dump_names/<id>                      JSON list of the original dump names

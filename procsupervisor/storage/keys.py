@@ -1,8 +1,8 @@
-"""Socorro's crash storage key layout (docs/processing.md section 3), one definition for every backend.
+"""Socorro's crash storage key layout (docs/processing.md §3), one definition for every backend.
 
 Keys are relative (`v2/raw_crash/...`, `v1/<kind>/<id>`): the fs backend puts them under its root
 folder, the s3 backend under its prefix. Every function validates the crash id, and dump names
-are checked, before a key is built (docs/architecture.md section 11).
+are checked, before a key is built (docs/architecture.md §11).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """PostgreSQL schema of the `postgres` destination: tables, migrations, weekly partitions.
 
-Tables follow Socorro (docs/processing.md section 4): `reports` with Socorro's columns and truncation
+Tables follow Socorro (docs/processing.md §4): `reports` with Socorro's columns and truncation
 lengths, `raw_crashes` and `processed_crashes` holding the JSON as JSONB. Socorro used
 inheritance partitions named `<table>_<Monday YYYYMMDD>`; here the parents are declaratively
 partitioned by `crash_date` (the date in the crash id, so a crash always lands in the same

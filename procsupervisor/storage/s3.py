@@ -1,6 +1,6 @@
 """S3 crash storage: source of raw crashes and dumps, destination of processed crashes.
 
-Socorro's key layout (docs/processing.md section 3), with an optional prefix:
+Socorro's key layout (docs/processing.md §3), with an optional prefix:
 
     v2/raw_crash/<id[:3]>/<YYYYMMDD>/<id>   raw crash JSON (read fallback: v1/raw_crash/<id>)
     v1/dump_names/<id>                      JSON list of the original dump names

@@ -1,12 +1,12 @@
 """The supervisor loop: one event loop driving the worker pool, the dispatcher and the control
 socket.
 
-Modelled on gunicorn's arbiter (docs/architecture.md section 3): signal handlers only record the signal and
+Modelled on gunicorn's arbiter (docs/architecture.md §3): signal handlers only record the signal and
 wake the loop through `signal.set_wakeup_fd`; each loop turn handles signals, worker messages,
 control requests, deadlines, reaping and respawning, then hands queued crashes to idle workers.
 The loop never blocks longer than `TICK_S`, so deadlines and the control socket stay live while
 every worker is busy. The pool (`pool.py`) owns the processes; the dispatcher (`dispatcher.py`)
-owns the queues and the outcome rules (docs/architecture.md section 5); this module owns neither, it only
+owns the queues and the outcome rules (docs/architecture.md §5); this module owns neither, it only
 decides when each runs, and answers reload, scale, stop and status.
 """
 

@@ -1,5 +1,5 @@
 """Dispatch: the next crash from the queues to an idle worker, and what each outcome does to
-its queue message (ack / retry / dead-letter / poison, docs/architecture.md sections 4 and 5).
+its queue message (ack / retry / dead-letter / poison, docs/architecture.md §4 and 5).
 
 Owns the queue client (and the ones a reload replaced, until nothing they delivered is held),
 the weighted queue chooser, the set of crash ids in flight and the poison records waiting for

@@ -1,4 +1,5 @@
-"""The worker pool: forking, retiring, reaping, deadlines and crash-loop backoff (docs/architecture.md 3).
+"""The worker pool: forking, retiring, reaping, deadlines and crash-loop backoff
+(docs/architecture.md §3).
 
 Workers fill numbered slots `0 .. workers-1`; a `Slot` outlives the workers that fill it in
 turn and carries what the pool remembers between them (spawn count, crash-loop backoff). The

@@ -1,4 +1,4 @@
-"""What every processing rule is given and how it is shaped (docs/processing.md section 7.5).
+"""What every processing rule is given and how it is shaped (docs/processing.md §7.5).
 
 A rule reads the raw crash, the dumps and the processed crash built so far, and writes its own
 fields into the processed crash. Rules never raise on purpose: the pipeline still catches any

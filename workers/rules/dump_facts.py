@@ -1,6 +1,6 @@
 """Fields read from the stackwalker's json_dump beyond the stacks (Socorro's PossibleBitFlips,
 CrashInconsistencies, HasGuardPageAccess, MacBootArgs, MacCrashInfo, SoftErrors,
-ModuleURLRewrite and ShutDownHangCrashingThread rules, docs/processing.md section 7.5)."""
+ModuleURLRewrite and ShutDownHangCrashingThread rules, docs/processing.md §7.5)."""
 
 from __future__ import annotations
 

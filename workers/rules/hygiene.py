@@ -1,4 +1,4 @@
-"""Raw-crash hygiene (docs/processing.md section 7.5): DeNull, DeNone, crash report keys, metadata,
+"""Raw-crash hygiene (docs/processing.md §7.5): DeNull, DeNone, crash report keys, metadata,
 ModuleSignatureInfo as text."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Every named ruleset: what it needs, and its rules in order (Socorro's mozilla_rulesets,
-docs/processing.md section 7.5).
+docs/processing.md §7.5).
 
 `RULESETS` declares each ruleset's needs: where it starts (the raw crash, or the previous
 processed crash), which stored data it reads, whether a queue message may name it. The worker
@@ -44,7 +44,7 @@ DEFAULT = "default"
 REGENERATE_SIGNATURE = "regenerate_signature"
 POISON = "poison"
 
-# Logical queues whose crashes were processed before (docs/processing.md section 12, the reprocessing
+# Logical queues whose crashes were processed before (docs/processing.md §12, the reprocessing
 # flow): a run for one of them reads the stored processed crash even when its ruleset starts
 # from the raw crash, so the earlier processing's notes move into processor_history.
 REPROCESSING_QUEUES = frozenset({"reprocessing"})

@@ -1,4 +1,4 @@
-"""Walks every minidump of a crash (Socorro's MinidumpStackwalkRule, docs/processing.md 7.4-7.5),
+"""Walks every minidump of a crash (Socorro's MinidumpStackwalkRule, docs/processing.md §7.4-7.5),
 in-process with our pure-Python stackwalker instead of a subprocess."""
 
 from __future__ import annotations

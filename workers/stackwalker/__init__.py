@@ -1,4 +1,4 @@
-"""Pure-Python minidump stackwalker (docs/architecture.md section 8).
+"""Pure-Python minidump stackwalker (docs/architecture.md §8).
 
 A library: it imports nothing of the service around it (cache, config, queues, storage,
 supervisor, metrics, rules) nor the service's clients (tests/test_stackwalker_library.py). The

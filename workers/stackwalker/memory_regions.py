@@ -1,5 +1,5 @@
 """The process's memory map with permissions, as rust-minidump's UnifiedMemoryInfoList reads it:
-the MemoryInfoList stream (Windows, docs/formats/minidump.md section 3) or else the LinuxMaps stream
+the MemoryInfoList stream (Windows, docs/formats/minidump.md §3) or else the LinuxMaps stream
 (/proc/self/maps). The bit-flip heuristic asks it which addresses were mapped and how."""
 
 from __future__ import annotations

@@ -11,7 +11,8 @@ from typing import Protocol, runtime_checkable
 
 
 class FrameTrust(enum.Enum):
-    """Breakpad's trust levels (docs/formats/breakpad.md section 5); values are rust-minidump's JSON names."""
+    """Breakpad's trust levels (docs/formats/breakpad.md §5); values are rust-minidump's JSON
+    names."""
 
     NONE = "none"
     SCAN = "scan"
@@ -39,7 +40,7 @@ class CPUContext:
 
 
 class Memory(Protocol):
-    """The one memory region a thread's walker may read (docs/formats/breakpad.md section 3.1, item 4)."""
+    """The one memory region a thread's walker may read (docs/formats/breakpad.md §3.1, item 4)."""
 
     base: int
     size: int
@@ -51,7 +52,7 @@ class Memory(Protocol):
 
 @dataclass
 class CodeModule:
-    """A loaded or unloaded module as Breakpad identifies it (docs/formats/minidump.md section 5)."""
+    """A loaded or unloaded module as Breakpad identifies it (docs/formats/minidump.md §5)."""
 
     base_address: int
     size: int
@@ -69,13 +70,13 @@ class CodeModule:
 
 class ModuleLookup(Protocol):
     def module_for_address(self, address: int) -> CodeModule | None:
-        """Loaded modules first, then unloaded ones (docs/formats/breakpad.md section 3.5)."""
+        """Loaded modules first, then unloaded ones (docs/formats/breakpad.md §3.5)."""
         ...
 
 
 @dataclass
 class InlineInfo:
-    """One INLINE level containing the address, innermost first (docs/formats/breakpad.md section 7)."""
+    """One INLINE level containing the address, innermost first (docs/formats/breakpad.md §7)."""
 
     function_name: str  # INLINE_ORIGIN name or "<name omitted>"
     function_base: int  # module-relative start of the first matching range
@@ -85,7 +86,7 @@ class InlineInfo:
 
 @dataclass
 class SymbolLookup:
-    """Result of LookupAddress for a module-relative address (docs/formats/breakpad.md section 1.6).
+    """Result of LookupAddress for a module-relative address (docs/formats/breakpad.md §1.6).
     All addresses are module-relative."""
 
     function_name: str
@@ -119,12 +120,12 @@ class SymbolIndexProtocol(Protocol):
     def lookup(self, rel: int) -> SymbolLookup | None: ...
 
     def find_windows_frame_info(self, rel: int) -> WindowsFrameInfo | None:
-        """docs/formats/breakpad.md section 1.7."""
+        """docs/formats/breakpad.md §1.7."""
         ...
 
     def find_cfi_rules(self, rel: int) -> dict[str, str] | None:
         """CFI rules in effect at rel (INIT + deltas up to rel), register -> postfix rule text,
-        including '.cfa' and '.ra' (docs/formats/breakpad.md section 6.4). None if no INIT covers rel."""
+        including '.cfa' and '.ra' (docs/formats/breakpad.md §6.4). None if no INIT covers rel."""
         ...
 
 
@@ -144,7 +145,7 @@ class SymbolDiscarder(Protocol):
 
 @dataclass
 class StackFrame:
-    instruction: int  # address used for module/symbol/CFI lookup (docs/formats/breakpad.md section 3.4)
+    instruction: int  # address used for module/symbol/CFI lookup (docs/formats/breakpad.md §3.4)
     trust: FrameTrust
     context: CPUContext | None  # None for inline frames
     module: CodeModule | None = None

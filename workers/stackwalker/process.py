@@ -1,6 +1,6 @@
 """Turn a minidump into a ProcessState the way Breakpad's MinidumpProcessor does: system info,
 crash reason and address, requesting thread, per-thread context and stack memory, module map,
-and one walk per thread (docs/formats/breakpad.md sections 3.1 and 3.5, docs/formats/minidump.md section 7)."""
+and one walk per thread (docs/formats/breakpad.md §3.1 and 3.5, docs/formats/minidump.md §7)."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ STATUS_DUPLICATE_REQUESTING_THREADS = "ERROR_DUPLICATE_REQUESTING_THREADS"
 
 
 class DumpSymbols:
-    """Symbols for one dump, cached by code_file as Breakpad does (docs/formats/breakpad.md section 2.3),
+    """Symbols for one dump, cached by code_file as Breakpad does (docs/formats/breakpad.md §2.3),
     remembering which modules had symbols for the JSON output."""
 
     def __init__(self, provider: SymbolProvider | None, notes: list[str]) -> None:
@@ -214,7 +214,7 @@ def process_minidump(
         is_requesting = index == state.requesting_thread
         context = _thread_context(dump, thread, is_requesting, notes)
         memory = _thread_memory(dump, thread)
-        # Breakpad's x86 walker discards a stack above 4 GiB (docs/formats/breakpad.md section 3.1 item 5).
+        # Breakpad's x86 walker discards a stack above 4 GiB (docs/formats/breakpad.md §3.1 item 5).
         if context is not None and context.cpu == "x86" and memory and memory.end > 1 << 32:
             memory = None
         stack = CallStack(

@@ -1,5 +1,5 @@
 """Breakpad's own streams: BreakpadInfo (0x47670001) and AssertionInfo (0x47670002)
-(docs/formats/minidump.md section 3.11)."""
+(docs/formats/minidump.md §3.11)."""
 
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ class AssertionInfo:
     type: int
 
     def describe(self) -> str:
-        """Breakpad's assertion text (docs/formats/breakpad.md section 8.2)."""
+        """Breakpad's assertion text (docs/formats/breakpad.md §8.2)."""
         text = _ASSERTION_TYPES.get(self.type, f"Unknown assertion type 0x{self.type:08x}")
         if self.expression:
             text += " " + self.expression

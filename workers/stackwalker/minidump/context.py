@@ -1,5 +1,5 @@
 """CPU contexts: identifying the CPU from size and flags, and reading the registers with
-Breakpad's names (docs/formats/minidump.md section 6)."""
+Breakpad's names (docs/formats/minidump.md §6)."""
 
 from __future__ import annotations
 
@@ -103,7 +103,8 @@ AMD64_REGISTERS = {  # name -> offset (u64)
 ARM_NAMES = [f"r{i}" for i in range(13)] + ["sp", "lr", "pc"]
 ARM64_NAMES = [f"x{i}" for i in range(29)] + ["fp", "lr", "sp", "pc"]
 
-# Breakpad's print order for the JSON `registers` of a context frame (docs/formats/minidump.md 6.7).
+# Breakpad's print order for the JSON `registers` of a context frame (docs/formats/minidump.md
+# §6.7).
 PRINT_ORDER = {
     "x86": ["eip", "esp", "ebp", "ebx", "esi", "edi", "eax", "ecx", "edx", "efl"],
     "amd64": ["rax", "rdx", "rcx", "rbx", "rsi", "rdi", "rbp", "rsp", "r8", "r9", "r10",

@@ -1,4 +1,5 @@
-"""Breakpad's crash reason and crash address (docs/formats/minidump.md section 7, docs/formats/breakpad.md section 8.2)."""
+"""Breakpad's crash reason and crash address (docs/formats/minidump.md §7, docs/formats/breakpad.md
+§8.2)."""
 
 from __future__ import annotations
 

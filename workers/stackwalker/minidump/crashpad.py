@@ -1,4 +1,4 @@
-"""CrashpadInfo stream (0x43500001) and its annotations (docs/formats/minidump.md section 3.12)."""
+"""CrashpadInfo stream (0x43500001) and its annotations (docs/formats/minidump.md §3.12)."""
 
 from __future__ import annotations
 

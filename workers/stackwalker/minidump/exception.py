@@ -1,4 +1,4 @@
-"""Exception stream (6) (docs/formats/minidump.md section 3.4)."""
+"""Exception stream (6) (docs/formats/minidump.md §3.4)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""MINIDUMP_HEADER and the stream directory (docs/formats/minidump.md sections 0 and 1)."""
+"""MINIDUMP_HEADER and the stream directory (docs/formats/minidump.md §0 and 1)."""
 
 from __future__ import annotations
 

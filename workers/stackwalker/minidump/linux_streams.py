@@ -1,4 +1,5 @@
-"""Linux extension streams: /proc and /etc text, auxv and DSO debug (docs/formats/minidump.md 3.14)."""
+"""Linux extension streams: /proc and /etc text, auxv and DSO debug (docs/formats/minidump.md
+§3.14)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """The `u32 count` + fixed-size entries shape of ThreadList, ModuleList and MemoryList, with the
-old Mac writer's 4 padding bytes after the count (docs/formats/minidump.md section 4)."""
+old Mac writer's 4 padding bytes after the count (docs/formats/minidump.md §4)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Mozilla's macOS streams: crash info (0x4D7A0001) and boot-args (0x4D7A0002)
-(docs/formats/minidump.md sections 2.2 and 3.13)."""
+(docs/formats/minidump.md §2.2 and 3.13)."""
 
 from __future__ import annotations
 

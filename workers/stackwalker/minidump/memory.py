@@ -1,5 +1,5 @@
 """MemoryList (5), Memory64List (9) and the readable region the walker gets
-(docs/formats/minidump.md section 3.3, docs/formats/breakpad.md section 3.1 item 4)."""
+(docs/formats/minidump.md §3.3, docs/formats/breakpad.md §3.1 item 4)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""MiscInfo stream (15), versions 1 to 5 (docs/formats/minidump.md section 3.6)."""
+"""MiscInfo stream (15), versions 1 to 5 (docs/formats/minidump.md §3.6)."""
 
 from __future__ import annotations
 

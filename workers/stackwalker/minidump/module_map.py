@@ -1,4 +1,4 @@
-"""Breakpad's module range map (docs/formats/breakpad.md section 3.5): which module holds an address, and
+"""Breakpad's module range map (docs/formats/breakpad.md §3.5): which module holds an address, and
 which modules the `Module|` lines list."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """ModuleList (4), UnloadedModuleList (14) and CodeView records, giving each module the
-identity Breakpad prints (docs/formats/minidump.md sections 3.2, 3.7 and 5)."""
+identity Breakpad prints (docs/formats/minidump.md §3.2, 3.7 and 5)."""
 
 from __future__ import annotations
 

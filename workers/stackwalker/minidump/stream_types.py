@@ -1,4 +1,4 @@
-"""Stream type numbers (docs/formats/minidump.md section 2)."""
+"""Stream type numbers (docs/formats/minidump.md §2)."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ MOZ_MACOS_BOOTARGS = 0x4D7A0002
 MOZ_LINUX_LIMITS = 0x4D7A0003
 MOZ_SOFT_ERRORS = 0x4D7A0004
 
-# Breakpad rejects the whole dump when one of these appears twice (docs/formats/minidump.md section 0).
+# Breakpad rejects the whole dump when one of these appears twice (docs/formats/minidump.md §0).
 UNIQUE_STREAMS = frozenset(
     {
         THREAD_LIST,

@@ -1,4 +1,4 @@
-"""The string encodings minidumps use (docs/formats/minidump.md sections 1.4 and 1.5)."""
+"""The string encodings minidumps use (docs/formats/minidump.md §1.4 and 1.5)."""
 
 from __future__ import annotations
 

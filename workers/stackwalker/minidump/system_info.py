@@ -1,4 +1,5 @@
-"""SystemInfo stream and the OS/CPU strings Breakpad derives from it (docs/formats/minidump.md section 3.5)."""
+"""SystemInfo stream and the OS/CPU strings Breakpad derives from it (docs/formats/minidump.md
+§3.5)."""
 
 from __future__ import annotations
 
@@ -39,7 +40,7 @@ CPU_NAMES = {
     ARCH_RISCV64: "riscv64",
 }
 
-# Breakpad masks the crash address to 32 bits for these (docs/formats/minidump.md section 7.4).
+# Breakpad masks the crash address to 32 bits for these (docs/formats/minidump.md §7.4).
 ARCHES_32BIT_CRASH_ADDRESS = frozenset(
     {ARCH_X86, ARCH_MIPS, ARCH_PPC, ARCH_SHX, ARCH_ARM, ARCH_X86_WIN64}
 )

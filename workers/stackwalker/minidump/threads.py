@@ -1,4 +1,4 @@
-"""ThreadList (3) and ThreadNames (24) (docs/formats/minidump.md sections 3.1, 3.8). Breakpad ignores
+"""ThreadList (3) and ThreadNames (24) (docs/formats/minidump.md §3.1, 3.8). Breakpad ignores
 ThreadExList (8), and so does the walker."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """The processed `json_dump`, in the shape rust-minidump's `minidump-stackwalk --json` gives
-and Socorro's rules read (docs/processing.md section 7.4)."""
+and Socorro's rules read (docs/processing.md §7.4)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Breakpad's `minidump_stackwalk -m` text, byte for byte (docs/formats/breakpad.md section 8)."""
+"""Breakpad's `minidump_stackwalk -m` text, byte for byte (docs/formats/breakpad.md §8)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ def strip_separator(text: str) -> str:
 
 
 def basename(path: str) -> str:
-    """Everything after the last `/` or `\\`, on every OS (docs/formats/minidump.md section 5.4)."""
+    """Everything after the last `/` or `\\`, on every OS (docs/formats/minidump.md §5.4)."""
     cut = max(path.rfind("/"), path.rfind("\\"))
     return path[cut + 1 :]
 

@@ -1,4 +1,5 @@
-"""Breakpad `.sym` parsing into a compact, mmap-able symbol index (docs/formats/breakpad.md §1, §2, §7).
+"""Breakpad `.sym` parsing into a compact, mmap-able symbol index (docs/formats/breakpad.md §1, §2,
+§7).
 
     from procsupervisor.workers.stackwalker.symbols import parse_sym, SymbolIndex
     index = parse_sym(open("app.sym", "rb").read())

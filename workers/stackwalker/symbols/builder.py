@@ -1,4 +1,5 @@
-"""Lay out parsed `.sym` records as the symbol index's sections (tables.py, docs/formats/breakpad.md §1.4).
+"""Lay out parsed `.sym` records as the symbol index's sections (tables.py, docs/formats/breakpad.md
+§1.4).
 
 Conflict rules that need the whole file are settled here: FUNCs are put in address order with
 their line records (overlapping lines of one function keep the first, as Breakpad's RangeMap

@@ -1,4 +1,5 @@
-"""CFI rule-set text (docs/formats/breakpad.md §6.3): "name: expr name: expr ..." applied into a dict.
+"""CFI rule-set text (docs/formats/breakpad.md §6.3): "name: expr name: expr ..." applied into a
+dict.
 
 The one parser of rule sets: the symbol index applies STACK CFI INIT and delta rules with it,
 and the unwinder only evaluates the resulting dict (unwind/cfi.py).

@@ -1,4 +1,5 @@
-"""C library parsing semantics that Breakpad's `.sym` reader relies on (docs/formats/breakpad.md §1.2).
+"""C library parsing semantics that Breakpad's `.sym` reader relies on (docs/formats/breakpad.md
+§1.2).
 
 The fast paths in the parser use `int()`; these functions are the exact fallback for anything
 `int()` might read differently from `strtoull`/`strtol` + Breakpad's `IsValidAfterNumber`.

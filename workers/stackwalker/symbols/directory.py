@@ -1,4 +1,5 @@
-"""Local symbol directories in Breakpad's layout, without a cache (docs/formats/breakpad.md §2.1, §2.3).
+"""Local symbol directories in Breakpad's layout, without a cache (docs/formats/breakpad.md §2.1,
+§2.3).
 
 For library use of the stackwalker (scripts, tests, `stackwalk` without `--cache-dir`); the
 worker's provider is the shared cache (procsupervisor.cache), whose local-directory supplier

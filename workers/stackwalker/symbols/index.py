@@ -1,4 +1,5 @@
-"""The symbol index's lookups over a serialized buffer (docs/architecture.md §9, docs/formats/breakpad.md §1.6-1.7, §7).
+"""The symbol index's lookups over a serialized buffer (docs/architecture.md §9,
+docs/formats/breakpad.md §1.6-1.7, §7).
 
 `SymbolIndex.from_buffer` reads only the header and section table (plus a crc32 pass when
 verifying); lookups bisect directly over the mapped arrays, so an mmap of a cached index is
@@ -161,7 +162,8 @@ class SymbolIndex:
 
     @_index_errors
     def lookup(self, rel: int) -> SymbolLookup | None:
-        """Breakpad's LookupAddress for a module-relative address (docs/formats/breakpad.md §1.6, §7)."""
+        """Breakpad's LookupAddress for a module-relative address (docs/formats/breakpad.md §1.6,
+        §7)."""
         if rel < 0 or rel > U64_MAX:
             return None
         a = self._arrays
@@ -263,8 +265,8 @@ class SymbolIndex:
     @_index_errors
     def find_cfi_rules(self, rel: int) -> dict[str, str] | None:
         """INIT rules of the covering STACK CFI INIT, then every delta with INIT.base <= address
-        <= rel in address order (docs/formats/breakpad.md §6.4). None if no INIT covers rel or it fails to
-        parse."""
+        <= rel in address order (docs/formats/breakpad.md §6.4). None if no INIT covers rel or it
+        fails to parse."""
         if rel < 0 or rel > U64_MAX:
             return None
         a = self._arrays

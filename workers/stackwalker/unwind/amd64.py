@@ -1,4 +1,4 @@
-"""amd64 unwinder: CFI, Windows leaf simulation, rbp chain, scan (docs/formats/breakpad.md section 4.2)."""
+"""amd64 unwinder: CFI, Windows leaf simulation, rbp chain, scan (docs/formats/breakpad.md §4.2)."""
 
 from __future__ import annotations
 

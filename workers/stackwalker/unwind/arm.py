@@ -1,4 +1,4 @@
-"""arm unwinder: CFI, r7 frame pointer on iOS, scan (docs/formats/breakpad.md section 4.3)."""
+"""arm unwinder: CFI, r7 frame pointer on iOS, scan (docs/formats/breakpad.md §4.3)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""arm64 unwinder: CFI, x29 frame pointer, scan, pointer-auth stripping (docs/formats/breakpad.md 4.4)."""
+"""arm64 unwinder: CFI, x29 frame pointer, scan, pointer-auth stripping (docs/formats/breakpad.md
+§4.4)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""STACK CFI: recovering caller registers from a rule set (docs/formats/breakpad.md 6.4).
+"""STACK CFI: recovering caller registers from a rule set (docs/formats/breakpad.md §6.4).
 
 A rule set is a dict from register name (or `.cfa` / `.ra`) to a postfix expression, as returned
 by `SymbolIndexProtocol.find_cfi_rules`; the rule text itself is parsed by the symbols package

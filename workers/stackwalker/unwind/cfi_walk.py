@@ -1,5 +1,5 @@
 """Turn a STACK CFI rule set into a caller CPUContext (Breakpad's SimpleCFIWalker and the
-arm/arm64 equivalents, docs/formats/breakpad.md sections 4 and 6.4)."""
+arm/arm64 equivalents, docs/formats/breakpad.md §4 and 6.4)."""
 
 from __future__ import annotations
 

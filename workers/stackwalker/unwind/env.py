@@ -1,6 +1,6 @@
 """What every unwinder needs while walking one thread: memory, modules, symbols, OS.
 
-Also holds Breakpad's shared helpers (TerminateWalk, docs/formats/breakpad.md section 3.3).
+Also holds Breakpad's shared helpers (TerminateWalk, docs/formats/breakpad.md §3.3).
 """
 
 from __future__ import annotations
@@ -40,9 +40,9 @@ class WalkEnv:
     symbols: SymbolProvider | None
     os_short: str
     word_size: int
-    # arm64 pointer-authentication strip mask (docs/formats/breakpad.md section 4.4); all ones elsewhere.
+    # arm64 pointer-authentication strip mask (docs/formats/breakpad.md §4.4); all ones elsewhere.
     pointer_mask: int = 0xFFFFFFFFFFFFFFFF
-    # Symbol sets by code_file, as Breakpad caches them (docs/formats/breakpad.md section 2.3); walk_thread
+    # Symbol sets by code_file, as Breakpad caches them (docs/formats/breakpad.md §2.3); walk_thread
     # promises this whatever provider it is given (a damaged index is cached as None).
     _symbol_cache: dict[str, SymbolIndexProtocol | None] = field(default_factory=dict)
     # STACK WIN records remembered on x86 frames, keyed by id(frame) (section 4.1 A).

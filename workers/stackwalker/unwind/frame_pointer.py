@@ -1,4 +1,4 @@
-"""The arm and arm64 frame-pointer step (docs/formats/breakpad.md sections 4.3 and 4.4)."""
+"""The arm and arm64 frame-pointer step (docs/formats/breakpad.md §4.3 and 4.4)."""
 
 from __future__ import annotations
 

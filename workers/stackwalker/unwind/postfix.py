@@ -1,4 +1,4 @@
-"""Breakpad's postfix evaluator (docs/formats/breakpad.md section 6.1).
+"""Breakpad's postfix evaluator (docs/formats/breakpad.md §6.1).
 
 Shared by x86 STACK WIN programs and STACK CFI rules. Values wrap at the walker's word width;
 memory dereferences (`^`) go only through the thread's stack `Memory`.
@@ -16,7 +16,7 @@ class PostfixEvaluator:
     """Evaluates postfix expressions against a mutable dictionary of named values.
 
     `dictionary` is shared with the caller on purpose: Breakpad's assignments persist even when a
-    later token of the same program fails (docs/formats/breakpad.md section 4.1 step 8).
+    later token of the same program fails (docs/formats/breakpad.md §4.1 step 8).
     """
 
     def __init__(self, dictionary: dict[str, int], memory: Memory | None, word_size: int) -> None:

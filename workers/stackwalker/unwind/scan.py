@@ -1,4 +1,4 @@
-"""Stack scanning and Breakpad's plausible-return-address test (docs/formats/breakpad.md section 3.6)."""
+"""Stack scanning and Breakpad's plausible-return-address test (docs/formats/breakpad.md §3.6)."""
 
 from __future__ import annotations
 

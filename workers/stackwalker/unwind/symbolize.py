@@ -1,8 +1,8 @@
 """Fill a frame's module, function and source line, and build its inline frames.
 
-docs/formats/breakpad.md sections 1.6 and 7: symbols are looked up at `frame.instruction` (ret-1 on x86/amd64
-callers); inline frames share the real frame's instruction and source_line_base, and each frame
-is shifted to show the position inside itself.
+docs/formats/breakpad.md §1.6 and 7: symbols are looked up at `frame.instruction` (ret-1 on
+x86/amd64 callers); inline frames share the real frame's instruction and source_line_base, and each
+frame is shifted to show the position inside itself.
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ def _place(frame: StackFrame, position: _Position, line_base: int | None) -> Non
     frame.source_file = position.file
     frame.source_line = position.line
     # Without a line record Breakpad's source_line_base stays 0, so a frame that still gets a
-    # file prints its absolute address as the offset (docs/formats/breakpad.md section 7, item 6).
+    # file prints its absolute address as the offset (docs/formats/breakpad.md §7, item 6).
     if line_base is None and position.file:
         line_base = 0
     frame.source_line_base = line_base

@@ -1,4 +1,4 @@
-"""Breakpad's per-thread Walk loop (docs/formats/breakpad.md section 3.2)."""
+"""Breakpad's per-thread Walk loop (docs/formats/breakpad.md §3.2)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""x86 unwinder: STACK WIN, STACK CFI, then ebp chain / scan (docs/formats/breakpad.md section 4.1)."""
+"""x86 unwinder: STACK WIN, STACK CFI, then ebp chain / scan (docs/formats/breakpad.md §4.1)."""
 
 from __future__ import annotations
 
@@ -69,7 +69,7 @@ def get_caller_frame(
 
 def _callee_parameter_size(env: WalkEnv, frames: list[StackFrame]) -> int:
     # Breakpad keeps overwriting while walking towards frame 0, so the youngest frame with a
-    # remembered record wins, not the immediate callee (docs/formats/breakpad.md section 4.1 A.1).
+    # remembered record wins, not the immediate callee (docs/formats/breakpad.md §4.1 A.1).
     size = 0
     for frame in reversed(frames[:-1]):
         if frame.trust is FrameTrust.INLINE:

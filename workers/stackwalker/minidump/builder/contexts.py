@@ -66,7 +66,7 @@ def cv_elf(build_id: bytes) -> bytes:
 
 
 def elf_debug_id(build_id: bytes) -> str:
-    """Breakpad's debug id for an ELF build id (docs/formats/minidump.md section 5.2)."""
+    """Breakpad's debug id for an ELF build id (docs/formats/minidump.md §5.2)."""
     guid = (build_id[:16] + bytes(16))[:16]
     d1, d2, d3 = struct.unpack("<IHH", guid[:8])
     return f"{d1:08X}{d2:04X}{d3:04X}{guid[8:16].hex().upper()}0"
