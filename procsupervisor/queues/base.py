@@ -1,7 +1,9 @@
 """The queue interface the supervisor uses (docs/architecture.md §4 and 5).
 
 Only the supervisor talks to a queue. `get` is called only when a worker is idle; the returned
-Delivery is later finished with exactly one of `ack`, `retry` or `dead_letter`.
+Delivery is later finished with exactly one of `ack`, `retry`, `dead_letter` or `release`. An
+action that raises has not happened: the queue still owns the message and delivers it again
+(RabbitMQ after the reconnect, the fs spool once it can be written again, see `stuck`).
 """
 
 from __future__ import annotations
@@ -53,6 +55,11 @@ class CrashQueue(abc.ABC):
     def dead_letter(self, delivery: Delivery, reason: str) -> None:
         """Move it to the dead-letter queue with origin queue, attempts and reason."""
 
+    def release(self, delivery: Delivery) -> None:  # noqa: B027 - optional hook
+        """Give it back unchanged (same attempt) to be delivered again: a duplicate whose
+        original could not be settled. By default it stays unacked, which a broker redelivers
+        when its connection closes."""
+
     @abc.abstractmethod
     def publish(self, queue: str, body: str) -> None: ...
 
@@ -73,3 +80,13 @@ class CrashQueue(abc.ABC):
     def depths(self) -> dict[str, int]:
         """Messages waiting per logical queue (best effort), for status."""
         return {}
+
+    def stuck(self) -> list[str]:
+        """Crash ids this client holds in flight because an `ack`, `retry`, `dead_letter` or
+        `release` failed; it keeps trying them from `poll` (shown in status)."""
+        return []
+
+    def queued_crash_ids(self) -> set[str] | None:
+        """Every crash id waiting, in flight or dead-lettered here, for `verify`; None when
+        the backend cannot list its messages without taking them (a broker)."""
+        return None

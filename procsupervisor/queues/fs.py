@@ -9,24 +9,34 @@ The name starts with the time the message becomes deliverable, so a sorted listi
 delivery order and a retry with backoff is just a message whose name lies in the future. What a
 dead supervisor left in `inflight` goes back to `ready` under its old name (first in line) on the
 next start. Writers always write into `tmp` and rename, so a reader never sees half a message.
+
+An `ack`, `retry`, `dead_letter` or `release` that cannot be written (the spool is full or
+not writable) raises and leaves the message in `inflight`; the queue remembers the action and
+tries it again from `poll` every `STUCK_RETRY_S`, so the running supervisor delivers the crash
+again once the spool can be written, and `stuck` lists it for status meanwhile.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
+import logging
 import os
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from procsupervisor.logical_queues import DEFAULT_QUEUE_NAMES
+from procsupervisor.logs import log_event
 from procsupervisor.metrics import Metrics
 from procsupervisor.queues.base import CrashQueue, Delivery
 
+log = logging.getLogger(__name__)
+
 MAX_BODY_CHARS = 200
+STUCK_RETRY_S = 1.0  # how often a queue action that failed on the spool is tried again
 # How often an exhausted in-memory listing may be refreshed from the directory. A listing is
 # the expensive part of a claim, and a waiting message is found at most this late.
 RELIST_INTERVAL_S = 0.02
@@ -51,6 +61,9 @@ class FSQueue(CrashQueue):
         self._pending: dict[str, deque[str]] = {q: deque() for q in self.queue_names}
         self._listed_at: dict[str, float] = dict.fromkeys(self.queue_names, float("-inf"))
         self._listed_mtime: dict[str, int] = dict.fromkeys(self.queue_names, -1)
+        # In-flight messages whose action failed, by their inflight path: action to try again.
+        self._stuck: dict[Path, tuple[Delivery, str, Callable[[], None]]] = {}
+        self._stuck_retry_at = 0.0
 
     @classmethod
     def from_options(
@@ -119,12 +132,20 @@ class FSQueue(CrashQueue):
         return Delivery(queue=queue, body=body, attempt=attempt, tag=path, headers=headers)
 
     def ack(self, delivery: Delivery) -> None:
-        _unlink(delivery.tag)
+        self._settle(delivery, "ack", lambda: _unlink(delivery.tag))
 
     def retry(self, delivery: Delivery, reason: str, delay_s: float) -> None:
         message = {"body": delivery.body, "attempt": delivery.attempt + 1, "reason": reason}
-        self._put(delivery.queue, message, delay_s=delay_s)
-        _unlink(delivery.tag)
+        written = False  # tried again from `poll`: the copy is written once, whatever failed
+
+        def action() -> None:
+            nonlocal written
+            if not written:
+                self._put(delivery.queue, message, delay_s=delay_s)
+                written = True
+            _unlink(delivery.tag)
+
+        self._settle(delivery, "retry", action)
 
     def dead_letter(self, delivery: Delivery, reason: str) -> None:
         message = {
@@ -134,8 +155,59 @@ class FSQueue(CrashQueue):
             "reason": reason,
             "dead_lettered_at": time.time(),
         }
-        self._write_atomically(self._dead / _message_name(time.time_ns()), message)
-        _unlink(delivery.tag)
+        written = False
+
+        def action() -> None:
+            nonlocal written
+            if not written:
+                self._write_atomically(self._dead / _message_name(time.time_ns()), message)
+                written = True
+            _unlink(delivery.tag)
+
+        self._settle(delivery, "dead_letter", action)
+
+    def release(self, delivery: Delivery) -> None:
+        """Back to `ready` under its old name: first in line, same attempt."""
+        path = Path(delivery.tag)
+
+        def action() -> None:
+            try:
+                os.rename(path, self._folder(self._ready, delivery.queue) / path.name)
+            except FileNotFoundError:
+                return
+            self._listed_mtime[delivery.queue] = -1
+
+        self._settle(delivery, "release", action)
+
+    def _settle(self, delivery: Delivery, what: str, action: Callable[[], None]) -> None:
+        """Run `action`; if the spool refuses it, keep it to try again from `poll` and raise."""
+        try:
+            action()
+        except OSError:
+            if not self._stuck:
+                self._stuck_retry_at = time.monotonic() + STUCK_RETRY_S
+            self._stuck[Path(delivery.tag)] = (delivery, what, action)
+            raise
+        self._stuck.pop(Path(delivery.tag), None)
+
+    def poll(self) -> None:
+        if not self._stuck or time.monotonic() < self._stuck_retry_at:
+            return
+        self._stuck_retry_at = time.monotonic() + STUCK_RETRY_S
+        for path, (delivery, what, action) in list(self._stuck.items()):
+            try:
+                action()
+            except OSError as exc:
+                log_event(log, logging.WARNING, "spool still refuses a queue action",
+                          crash_id=delivery.crash_id[:80], queue=delivery.queue, action=what,
+                          stuck=len(self._stuck), error=f"{type(exc).__name__}: {exc}"[:200])
+                return  # the spool is still broken; the rest would fail alike
+            del self._stuck[path]
+            log_event(log, logging.INFO, "stuck crash settled", crash_id=delivery.crash_id[:80],
+                      queue=delivery.queue, action=what)
+
+    def stuck(self) -> list[str]:
+        return [delivery.crash_id for delivery, _, _ in self._stuck.values()]
 
     # -- maintenance --------------------------------------------------------------------------
 
@@ -187,6 +259,21 @@ class FSQueue(CrashQueue):
 
     def depths(self) -> dict[str, int]:
         return {q: len(os.listdir(folder)) for q, folder in self._ready.items()}
+
+    def queued_crash_ids(self) -> set[str]:
+        """Crash ids of every message waiting, in flight or dead-lettered (read as it is now;
+        a message moving between folders during the walk may be missed, never invented)."""
+        folders = [*self._ready.values(), *self._inflight.values(), self._dead]
+        found: set[str] = set()
+        for folder in folders:
+            for name in os.listdir(folder):
+                try:
+                    body = json.loads((folder / name).read_bytes()).get("body")
+                except (OSError, ValueError, AttributeError):
+                    continue
+                if isinstance(body, str):
+                    found.add(body.split(":", 1)[0])
+        return found
 
     def _folder(self, folders: dict[str, Path], queue: str) -> Path:
         try:

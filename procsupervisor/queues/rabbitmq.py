@@ -21,8 +21,10 @@ channel); a retry or dead-letter of such a delivery is still published, since it
 twin may already have been acked as a duplicate of the crash in flight. Connection errors
 never escape `get`/`ack`/`retry`/`dead_letter`/`poll`: they mark the connection broken, and
 it reconnects with growing backoff (rabbitmq_connection.py, which also keeps heartbeats
-answered). Duplicates of a crash already in flight are acked by the supervisor, which knows
-what is in flight.
+answered); a `retry` or `dead_letter` whose copy the broker did not confirm raises, so the
+supervisor never counts it as settled. A duplicate of a crash already in flight is held
+unacked by the supervisor, which knows what is in flight, until that crash is settled; then it
+is acked, or handed back with `release` (basic_nack, requeue) if settling failed.
 
 With `quorum = true` the three queues are quorum queues with `x-delivery-limit`: a message the
 broker had to redeliver more than that many times (its supervisor kept dying) goes to the
@@ -234,8 +236,8 @@ class RabbitMQQueue(CrashQueue):
             # Without its delay queue the retry goes straight back to its origin: no backoff,
             # but the attempt still counts, so a crash that keeps failing is dead-lettered.
             name = origin
-        if self._publish_then_ack(delivery, name, headers):
-            self.metrics.incr("processor.rabbitmq.retry", tags={"queue": delivery.queue})
+        self._publish_then_ack(delivery, name, headers)
+        self.metrics.incr("processor.rabbitmq.retry", tags={"queue": delivery.queue})
 
     def _declare_retry_queue(self, name: str, arguments: dict[str, Any]) -> bool:
         import pika
@@ -262,15 +264,29 @@ class RabbitMQQueue(CrashQueue):
             REASON_HEADER: reason[:MAX_REASON_CHARS],
             DEAD_AT_HEADER: dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         }
-        if self._publish_then_ack(delivery, self.deadletter_queue, headers):
-            self.metrics.incr("processor.rabbitmq.deadletter", tags={"queue": delivery.queue})
+        self._publish_then_ack(delivery, self.deadletter_queue, headers)
+        self.metrics.incr("processor.rabbitmq.deadletter", tags={"queue": delivery.queue})
+
+    def release(self, delivery: Delivery) -> None:
+        """Hand it back to the broker now (basic_nack with requeue), same attempt."""
+        import pika
+
+        tag = self._current_tag(delivery)
+        if tag is None:
+            return  # an older channel's: the broker already took it back
+        try:
+            self.broker.channel.basic_nack(delivery_tag=tag, requeue=True)
+        except (pika.exceptions.AMQPError, OSError) as exc:
+            self.broker.broken("release", exc)  # requeued with the channel
 
     def _publish_then_ack(
         self,
         delivery: Delivery,
         queue_name: str,
         headers: dict[str, Any],
-    ) -> bool:
+    ) -> None:
+        """Raises ConnectionError unless the copy was confirmed: the caller must then not
+        count the message as settled (the broker still holds the original)."""
         import pika
 
         # A stale delivery (older connection) is still republished: the broker put the original
@@ -279,16 +295,19 @@ class RabbitMQQueue(CrashQueue):
         # processing, which is harmless; skipping it could lose the crash.
         tag = self._current_tag(delivery)
         if not self.broker.ensure_connected():
-            return False
+            raise ConnectionError(f"not connected to RabbitMQ at {safe_url(self.broker.url)}")
         try:
             self.broker.publish(queue_name, delivery.body, headers)
-            if tag is not None:
-                self.broker.channel.basic_ack(delivery_tag=tag)
-            return True
         except (pika.exceptions.AMQPError, OSError) as exc:
             # Not confirmed, so not acked: the original comes back when the channel closes.
             self.broker.broken("republish", exc)
-            return False
+            raise ConnectionError(f"publish to {queue_name} not confirmed: {describe_error(exc)}")
+        if tag is not None:
+            try:
+                self.broker.channel.basic_ack(delivery_tag=tag)
+            except (pika.exceptions.AMQPError, OSError) as exc:
+                # The copy is safe; the original comes back with the channel: one extra run.
+                self.broker.broken("ack", exc)
 
     # -- producing ---------------------------------------------------------------------------
 

@@ -391,6 +391,8 @@ class Supervisor:
             "queues": queues,
             "queue_depths": depths,
             "poison_pending": len(self.dispatcher.poison_pending),
+            "duplicates_held": sum(map(len, self.dispatcher.held_duplicates.values())),
+            "stuck_in_flight": self.dispatcher.stuck_in_flight(),
             "crash_loop_backoff": self.pool.backoff_status(now),
             "totals": totals,
             "symbol_cache": aggregate_cache_stats(

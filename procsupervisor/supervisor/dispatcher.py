@@ -2,9 +2,15 @@
 its queue message (ack / retry / dead-letter / poison, docs/architecture.md §4 and 5).
 
 Owns the queue client (and the ones a reload replaced, until nothing they delivered is held),
-the weighted queue chooser, the set of crash ids in flight and the poison records waiting for
-a worker. Never blocks: a queue action that fails is logged and the message is left to be
-redelivered.
+the weighted queue chooser, the set of crash ids in flight, the poison records waiting for a
+worker and the duplicates held behind a crash in flight. Never blocks: a queue action that
+fails is logged and the message is left to be redelivered.
+
+A duplicate of a crash in flight (the broker redelivers a message after a reconnect, or an id
+was queued twice) stays unacked until the crash in flight is settled durably (saved and acked,
+retried or dead-lettered): acking it earlier loses the crash if the supervisor dies before the
+original finishes, since the original's own message may be the one the broker already gave
+back (docs/architecture.md §4 and 5).
 """
 
 from __future__ import annotations
@@ -55,6 +61,8 @@ class Dispatcher:
         self.counters = counters
         self.in_flight: set[str] = set()  # crash ids held by a worker or poison_pending
         self.poison_pending: deque[PendingPoison] = deque()
+        # Unacked copies of a crash in flight, finished once that crash is settled.
+        self.held_duplicates: dict[str, list[tuple[CrashQueue, Delivery]]] = {}
 
     def reconfigure(
         self, config: Config, metrics: Metrics, new_queue: CrashQueue | None = None
@@ -107,8 +115,9 @@ class Dispatcher:
                 self._dead_letter(queue, delivery, "invalid crash id")
                 continue
             if delivery.crash_id in self.in_flight:
-                self._ack(queue, delivery)
-                log_event(log, logging.INFO, "duplicate of a crash in flight, acked",
+                self.held_duplicates.setdefault(delivery.crash_id, []).append((queue, delivery))
+                log_event(log, logging.INFO,
+                          "duplicate of a crash in flight, held until that one is settled",
                           crash_id=delivery.crash_id, queue=name)
                 continue
             return Assignment(delivery, queue, time.monotonic())
@@ -132,16 +141,18 @@ class Dispatcher:
         self.counters.completed(ok=ok and poison_reason is None)
         if poison_reason is not None:
             note = "" if ok else f"; poison record not saved: {reason}"
-            self._dead_letter(queue, delivery, poison_reason + note)
+            durable = self._dead_letter(queue, delivery, poison_reason + note)
         elif ok:
             self._ack(queue, delivery)
+            durable = True  # saved everywhere: a copy left in a queue only means a redo
         elif result.outcome is Outcome.INVALID:
-            self._dead_letter(queue, delivery, reason or "invalid crash")
+            durable = self._dead_letter(queue, delivery, reason or "invalid crash")
         elif delivery.attempt >= self.config.supervisor.max_attempts:
-            self._dead_letter(queue, delivery,
-                              f"{result.outcome} after {delivery.attempt} attempts: {reason}")
+            durable = self._dead_letter(
+                queue, delivery, f"{result.outcome} after {delivery.attempt} attempts: {reason}")
         else:
-            self._retry(queue, delivery, f"{result.outcome}: {reason}")
+            durable = self._retry(queue, delivery, f"{result.outcome}: {reason}")
+        self._settle_duplicates(delivery.crash_id, durable)
         log_event(log, logging.INFO, "crash done", crash_id=delivery.crash_id,
                   queue=delivery.queue, attempt=delivery.attempt, outcome=result.outcome,
                   poison=poison_reason is not None, reason=reason,
@@ -153,27 +164,40 @@ class Dispatcher:
         self.in_flight.discard(delivery.crash_id)
         self.counters.completed(ok=False)
         if hard_stop:
-            # Not the crash's fault: leave it unacked; the queue redelivers it after restart.
+            # Not the crash's fault: leave it (and any duplicate held behind it) unacked; the
+            # queue redelivers it after restart.
             log_event(log, logging.INFO, "left in flight for the next start",
                       crash_id=delivery.crash_id, queue=delivery.queue)
             return
         max_attempts = self.config.supervisor.max_attempts
         if assignment.poison_reason is not None:
-            self._dead_letter(assignment.queue, delivery,
-                              f"{assignment.poison_reason}; poison record not saved: worker died"
-                              f" ({cause})")
+            durable = self._dead_letter(
+                assignment.queue, delivery,
+                f"{assignment.poison_reason}; poison record not saved: worker died ({cause})")
         elif delivery.attempt >= max_attempts:
             reason = f"worker killed on attempt {delivery.attempt} of {max_attempts}: {cause}"
             self.poison_pending.append(PendingPoison(delivery, assignment.queue, reason))
             self.in_flight.add(delivery.crash_id)
+            return  # still in flight: its duplicates wait for the poison record
         else:
-            self._retry(assignment.queue, delivery, f"worker died: {cause}")
+            durable = self._retry(assignment.queue, delivery, f"worker died: {cause}")
+        self._settle_duplicates(delivery.crash_id, durable)
+
+    def _settle_duplicates(self, crash_id: str, durable: bool) -> None:
+        """The crash in flight was settled: its held duplicates are now redundant (`durable`),
+        or, when its queue action failed, handed back to their queue to be delivered again."""
+        for queue, duplicate in self.held_duplicates.pop(crash_id, []):
+            if durable:
+                self._ack(queue, duplicate)
+            else:
+                self._finish("release", queue.release, duplicate)
 
     # -- queue actions ------------------------------------------------------------------------
 
     def _finish(self, action: str, call: Callable[..., Any], delivery: Delivery,
                 *args: Any) -> bool:
-        """Run one queue action; on failure log it and leave the message to be redelivered."""
+        """Run one queue action; on failure log it and leave the message to the queue, which
+        delivers it again (the broker after a reconnect, the fs spool once it is writable)."""
         try:
             call(delivery, *args)
         except Exception as exc:
@@ -184,30 +208,39 @@ class Dispatcher:
         self.metrics.incr(f"supervisor.{action}", tags={"queue": delivery.queue})
         return True
 
-    def _ack(self, queue: CrashQueue, delivery: Delivery) -> None:
-        if self._finish("ack", queue.ack, delivery):
-            self.counters.queue(delivery.queue).acked += 1
+    def _ack(self, queue: CrashQueue, delivery: Delivery) -> bool:
+        if not self._finish("ack", queue.ack, delivery):
+            return False
+        self.counters.queue(delivery.queue).acked += 1
+        return True
 
-    def _retry(self, queue: CrashQueue, delivery: Delivery, reason: str) -> None:
+    def _retry(self, queue: CrashQueue, delivery: Delivery, reason: str) -> bool:
         base = self.config.supervisor.retry_delay_s
         delay = min(MAX_RETRY_DELAY_S, base * 2 ** (delivery.attempt - 1))
-        if self._finish("retry", queue.retry, delivery, reason, delay):
-            self.counters.queue(delivery.queue).retried += 1
-            log_event(log, logging.INFO, "crash retried", crash_id=delivery.crash_id,
-                      queue=delivery.queue, attempt=delivery.attempt, delay_s=delay,
-                      reason=reason)
+        if not self._finish("retry", queue.retry, delivery, reason, delay):
+            return False
+        self.counters.queue(delivery.queue).retried += 1
+        log_event(log, logging.INFO, "crash retried", crash_id=delivery.crash_id,
+                  queue=delivery.queue, attempt=delivery.attempt, delay_s=delay, reason=reason)
+        return True
 
-    def _dead_letter(self, queue: CrashQueue, delivery: Delivery, reason: str) -> None:
-        if self._finish("dead_letter", queue.dead_letter, delivery, reason):
-            self.counters.queue(delivery.queue).dead_lettered += 1
-            log_event(log, logging.WARNING, "crash dead-lettered",
-                      crash_id=delivery.crash_id[:80], queue=delivery.queue,
-                      attempt=delivery.attempt, reason=reason)
+    def _dead_letter(self, queue: CrashQueue, delivery: Delivery, reason: str) -> bool:
+        if not self._finish("dead_letter", queue.dead_letter, delivery, reason):
+            return False
+        self.counters.queue(delivery.queue).dead_lettered += 1
+        log_event(log, logging.WARNING, "crash dead-lettered", crash_id=delivery.crash_id[:80],
+                  queue=delivery.queue, attempt=delivery.attempt, reason=reason)
+        return True
 
     # -- queue clients ------------------------------------------------------------------------
 
     def queues(self) -> tuple[CrashQueue, ...]:
         return (self.queue, *self.retired_queues)
+
+    def stuck_in_flight(self) -> list[str]:
+        """Crash ids a queue holds in flight that no worker has: their queue action failed
+        and the queue settles them when it can (fs: once the spool is writable again)."""
+        return [crash_id for queue in self.queues() for crash_id in queue.stuck()]
 
     def poll_queues(self) -> None:
         for queue in self.queues():
@@ -219,6 +252,7 @@ class Dispatcher:
             return
         in_use = {id(assignment.queue) for assignment in held}
         in_use |= {id(poison.queue) for poison in self.poison_pending}
+        in_use |= {id(queue) for copies in self.held_duplicates.values() for queue, _ in copies}
         for queue in [q for q in self.retired_queues if id(q) not in in_use]:
             self.retired_queues.remove(queue)
             queue.close()

@@ -131,6 +131,11 @@ def render(status: Mapping[str, Any]) -> str:
             ],
         )
     )
+    stuck = status.get("stuck_in_flight") or []
+    if stuck:
+        lines.append("")
+        lines.append(f"stuck in flight: {len(stuck)} (the queue could not settle them and"
+                     f" keeps trying): {' '.join(stuck[:5])}" + (" ..." if len(stuck) > 5 else ""))
     totals = status["totals"]
     lines.append("")
     lines.append(
