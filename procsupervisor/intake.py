@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from procsupervisor import collector, crashid
-from procsupervisor.backends import make_queue, make_source
+from procsupervisor.backends import load_class, make_queue, make_source
 from procsupervisor.config import Config
 from procsupervisor.metrics import NullMetrics
 
@@ -59,8 +59,17 @@ def submit_crash(
 
 
 def enqueue_ids(config: Config, bodies: Iterable[str], queue_name: str = "normal") -> int:
-    """Queue crash ids (`id` or `id:ruleset`); all are checked before any is queued."""
+    """Queue crash ids (`id` or `id:ruleset`); all are checked before any is queued, the
+    rulesets against the ones the configured processor runs."""
     checked = [_checked_body(body) for body in bodies]
+    asked = {body.partition(":")[2] for body in checked} - {""}
+    if asked:
+        known = known_rulesets(config)
+        unknown = sorted(asked - set(known)) if known is not None else []
+        if unknown:
+            raise ValueError(
+                f"unknown ruleset {unknown[0]!r:.40} (known: {', '.join(known or ())})"
+            )
     queue = make_queue(config, NullMetrics())
     try:
         _check_queue(queue.queue_names, queue_name)
@@ -69,6 +78,17 @@ def enqueue_ids(config: Config, bodies: Iterable[str], queue_name: str = "normal
     finally:
         queue.close()
     return len(checked)
+
+
+def known_rulesets(config: Config) -> tuple[str, ...] | None:
+    """The ruleset names the configured processor accepts in a queue message (its
+    `ruleset_names()`), or None when it does not say."""
+    try:
+        factory = load_class(config.supervisor.processor)
+    except (ImportError, AttributeError) as exc:
+        raise ValueError(f"cannot load the processor {config.supervisor.processor!r}: {exc}")
+    names = getattr(factory, "ruleset_names", None)
+    return tuple(names()) if callable(names) else None
 
 
 def _checked_body(body: str) -> str:

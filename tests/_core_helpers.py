@@ -38,6 +38,12 @@ class HookedProcessor:
         self.inner = Processor(symbols=symbols, metrics=metrics, options={})
         self.rulesets = self.inner.rulesets
 
+    @classmethod
+    def ruleset_names(cls) -> tuple[str, ...]:
+        from procsupervisor.workers.processor import Processor
+
+        return Processor.ruleset_names()
+
     def process(
         self,
         crash_id: str,

@@ -96,6 +96,11 @@ class CrashHandler:
             reason = f"source failed: {type(exc).__name__}: {exc}"[:300]
             return CrashResult(crash_id, Outcome.TRANSIENT, reason, _ms(timings, started))
         timings["fetch"] = _elapsed_ms(started)
+        unknown = self._unknown_ruleset(ruleset) if poison_reason is None else None
+        if unknown is not None:
+            # A bad request, not a bad crash: nothing is processed or saved, so a good
+            # processed crash is never replaced by a failed one; the supervisor dead-letters it.
+            return CrashResult(crash_id, Outcome.INVALID, unknown, _ms(timings, started))
 
         on_stage("process")
         step = time.perf_counter()
@@ -129,6 +134,13 @@ class CrashHandler:
             if ingestion_ms is not None:
                 self.metrics.timing("processor.ingestion_timing", ingestion_ms)
         return CrashResult(crash_id, Outcome.OK, "", timings, processed)
+
+    def _unknown_ruleset(self, ruleset: str | None) -> str | None:
+        """Why `ruleset` cannot run here, or None when it can (or the processor cannot say)."""
+        known = getattr(self.processor, "rulesets", None)
+        if ruleset is None or known is None or ruleset in known:
+            return None
+        return f"unknown ruleset {ruleset[:40]!r} (known: {', '.join(known)})"
 
     def _fetch(
         self, crash_id: str, ruleset: Ruleset, queue: str

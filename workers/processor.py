@@ -23,6 +23,7 @@ from procsupervisor.workers.rules.rulesets import (
     StartsFrom,
     build_poison_rules,
     build_rulesets,
+    selectable_rulesets,
 )
 from procsupervisor.workers.stackwalker.model import SymbolProvider
 
@@ -115,6 +116,11 @@ class Processor:
                 if ruleset.starts_from is StartsFrom.RAW_CRASH
             ),
         )
+
+    @classmethod
+    def ruleset_names(cls) -> tuple[str, ...]:
+        """What `enqueue ID:<ruleset>` accepts, known without building a processor."""
+        return selectable_rulesets()
 
     def process(
         self,

@@ -99,6 +99,11 @@ RULESETS: dict[str, Ruleset] = {
 }
 
 
+def selectable_rulesets() -> tuple[str, ...]:
+    """The ruleset names a queue message (`<crash id>:<ruleset>`) may ask for."""
+    return tuple(name for name, ruleset in RULESETS.items() if ruleset.selectable)
+
+
 def ruleset_for(name: str | None) -> Ruleset:
     """The declaration a queue message's ruleset name runs under: an unknown or internal name
     runs like the default ruleset (the processor notes it as unknown)."""
