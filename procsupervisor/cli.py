@@ -101,10 +101,16 @@ def start(ctx: click.Context, workers: int | None) -> None:
     """Run the supervisor in the foreground until TERM/INT (graceful) or QUIT (fast)."""
     from procsupervisor.supervisor.arbiter import Supervisor, SupervisorError
     from procsupervisor.supervisor.control import AlreadyRunning, ControlError
+    from procsupervisor.worker_probe import check_worker_start
 
     overrides = {"workers": str(workers)} if workers is not None else None
     config = load_config(ctx, overrides)
     configure_logging(config.log_level)
+    # A value only a worker can judge (the processor, the symbol cache directory) is tried
+    # now: a pool of workers dying at start for ever would look like a running service.
+    problem = check_worker_start(config)
+    if problem:
+        raise click.ClickException(f"cannot start: workers cannot start: {problem}")
     try:
         code = Supervisor(config).run()
     except (SupervisorError, AlreadyRunning, ControlError, OSError, ValueError) as exc:

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from procsupervisor import config_keys
 from procsupervisor.logical_queues import DEFAULT_WEIGHTS
 from procsupervisor.logs import LEVELS
 from procsupervisor.registry import (
@@ -269,6 +270,12 @@ def _build(
     order = tuple(
         name.strip() for name in destinations.get("order", "fs").split(",") if name.strip()
     )
+    if not order:
+        # Crashes would be processed, acked and saved nowhere.
+        raise ConfigError(
+            f"{where('destinations', 'order')}: no destination; name at least one"
+            f" (known: {', '.join(DESTINATION_BACKENDS)})"
+        )
     if len(set(order)) != len(order):
         raise ConfigError(f"{where('destinations', 'order')}: a destination is listed twice")
 
@@ -277,6 +284,8 @@ def _build(
         raise ConfigError(f"{where('logging', 'level')}: must be one of {', '.join(LEVELS)}")
 
     _check_backend_names(queue_backend, source_backend, order, where)
+    for section, key, problem in config_keys.problems(sections):
+        raise ConfigError(f"{where(section, key)}: {problem}")
     _check_symbols(sections["symbols"], data_dir, path)
     return Config(
         path=path.absolute() if path is not None else None,

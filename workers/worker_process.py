@@ -10,6 +10,7 @@ then opens its own clients (`CrashHandler`) and serves `process` requests until 
 from __future__ import annotations
 
 import ctypes
+import json
 import logging
 import os
 import signal
@@ -18,6 +19,7 @@ import sys
 from typing import NoReturn
 
 from procsupervisor import __version__
+from procsupervisor.backends import load_class
 from procsupervisor.config import Config
 from procsupervisor.logs import set_level
 from procsupervisor.protocol import BlockingChannel, Progress, Ready, StopRequest
@@ -53,6 +55,36 @@ def worker_main(index: int, sock: socket.socket, config: Config, supervisor_pid:
         os._exit(code)
 
 
+def probe_main(sock: socket.socket, config: Config, parent_pid: int) -> NoReturn:
+    """A throwaway child (procsupervisor.worker_probe): open what a new worker opens with
+    `config`, close it again and report one JSON line, {"ok": true} or the error."""
+    reply: dict[str, object] = {"ok": True}
+    try:
+        _detach_from_supervisor(sock.fileno(), parent_pid)
+        _set_process_title("procsupervisor: worker start check")
+        _check_processor_spec(config.supervisor.processor)
+        CrashHandler(config).close()
+    except BaseException as exc:
+        # A ValueError is a bad value, worded for the operator; anything else is named.
+        text = str(exc) if type(exc) is ValueError else f"{type(exc).__name__}: {exc}"
+        reply = {"ok": False, "error": " ".join(text.split())[:500]}
+    try:
+        sock.sendall(json.dumps(reply).encode() + b"\n")
+    finally:
+        os._exit(0)
+
+
+def _check_processor_spec(spec: str) -> None:
+    """The processor must import and be callable; the error names the key."""
+    try:
+        factory = load_class(spec)
+    except (ImportError, AttributeError) as exc:
+        raise ValueError(f"[supervisor] processor {spec!r} cannot be loaded:"
+                         f" {type(exc).__name__}: {exc}") from None
+    if not callable(factory):
+        raise ValueError(f"[supervisor] processor {spec!r} is not a class or function")
+
+
 def _detach_from_supervisor(keep_fd: int, supervisor_pid: int) -> None:
     signal.set_wakeup_fd(-1)
     for signum in IGNORED_SIGNALS:
@@ -82,11 +114,15 @@ def _die_with_parent(supervisor_pid: int) -> None:
 
 
 def _set_title(index: int, state: str) -> None:
+    _set_process_title(f"procsupervisor: worker {index} [{state}]")
+
+
+def _set_process_title(title: str) -> None:
     try:
         from setproctitle import setproctitle
     except ImportError:
         return
-    setproctitle(f"procsupervisor: worker {index} [{state}]")
+    setproctitle(title)
 
 
 def _serve(index: int, channel: BlockingChannel, config: Config) -> int:

@@ -29,11 +29,13 @@ from procsupervisor.config import Config, ConfigError
 from procsupervisor.logs import log_event, set_level
 from procsupervisor.protocol import Outcome, Progress, ProtocolError, Ready, Result, WorkerMessage
 from procsupervisor.queues.base import CrashQueue
-from procsupervisor.supervisor.control import ControlServer
+from procsupervisor.supervisor.control import ControlServer, PendingReply
 from procsupervisor.supervisor.dispatcher import Dispatcher
 from procsupervisor.supervisor.pool import WorkerPool
+from procsupervisor.supervisor.reload_check import RELOAD_PROBE_TIMEOUT_S, ReloadCheck
 from procsupervisor.supervisor.status import Counters, aggregate_cache_stats
 from procsupervisor.supervisor.worker_handle import WorkerHandle, WorkerState
+from procsupervisor.worker_probe import WorkerStartProbe
 
 log = logging.getLogger("procsupervisor.supervisor")
 
@@ -71,6 +73,7 @@ class Supervisor:
         self.signals: deque[int] = deque()
         self.started = time.monotonic()
         self.control: ControlServer | None = None
+        self.reload_check: ReloadCheck | None = None
         self._lock_fd: int | None = None
         self._wakeup_r: socket.socket | None = None
         self._wakeup_w: socket.socket | None = None
@@ -140,6 +143,9 @@ class Supervisor:
 
     def _shutdown(self) -> None:
         self.hard_stop = True  # whatever is still held is redelivered after the next start
+        if self.reload_check is not None:
+            self.reload_check.probe.give_up("supervisor stopping")
+            self._settle_reload_check(time.monotonic())
         self.pool.kill_all("supervisor exiting")
         self._reap(block=True)
         if self.control is not None:
@@ -170,6 +176,7 @@ class Supervisor:
                 self._accept_control()
             elif kind == "wakeup":
                 self._drain_wakeup()
+        self._settle_reload_check(time.monotonic())
         self._handle_signals()
         now = time.monotonic()
         self.pool.enforce_deadlines(now)
@@ -253,12 +260,49 @@ class Supervisor:
         self.workers = max(0, int(workers))
         log_event(log, logging.INFO, "scaled", workers=self.workers)
 
-    def reload(self) -> dict[str, Any]:
-        """Re-read the config; on error keep running as before and report it."""
+    def reload(self) -> dict[str, Any] | PendingReply:
+        """Re-read the config and start one worker with it in a throwaway child; only if that
+        works does it replace the running config (answered when the trial is over). On any
+        error keep running as before and report it."""
+        if self.reload_check is None:  # else this request waits for the trial under way
+            old = self.config
+            try:
+                new = config_module.load(old.path, data_dir=old.data_dir, overrides=old.overrides)
+                probe = WorkerStartProbe(new)
+            except (ConfigError, OSError, ValueError) as exc:
+                return self._reload_failed(str(exc))
+            self.reload_check = ReloadCheck(new, probe, probe.fileno())
+            self.io_selector.register(probe.fileno(), selectors.EVENT_READ, ("probe", None))
+        return self.reload_check.reply_later()
+
+    def _settle_reload_check(self, now: float) -> None:
+        """Apply or refuse the reloaded config once its trial worker start has answered."""
+        check = self.reload_check
+        if check is None:
+            return
+        outcome = check.probe.result()
+        if outcome is None:
+            if not check.probe.expired(now, RELOAD_PROBE_TIMEOUT_S):
+                return
+            outcome = check.probe.give_up(f"no worker ready within {RELOAD_PROBE_TIMEOUT_S:g}s")
+        self._unregister(check.fd)
+        self.reload_check = None
+        if outcome:
+            reply = self._reload_failed(f"new workers cannot start: {outcome}")
+        else:
+            reply = self._apply_reload(check.config)
+        for pending in check.replies:
+            pending.send(reply)
+
+    def _reload_failed(self, error: str) -> dict[str, Any]:
+        self.last_reload_error = error
+        log_event(log, logging.ERROR, "reload failed, keeping the running config", error=error)
+        return {"ok": False, "error": error}
+
+    def _apply_reload(self, new: Config) -> dict[str, Any]:
         old = self.config
         new_metrics = None
         try:
-            new = config_module.load(old.path, data_dir=old.data_dir, overrides=old.overrides)
             new_metrics = make_metrics(new) if new.statsd != old.statsd else None
             new_queue = None
             if new.queue != old.queue:
@@ -266,10 +310,7 @@ class Supervisor:
         except (ConfigError, OSError, ImportError, ValueError) as exc:
             if new_metrics is not None:  # made for a config that is not taking over
                 new_metrics.close()
-            self.last_reload_error = str(exc)
-            log_event(log, logging.ERROR, "reload failed, keeping the running config",
-                      error=str(exc))
-            return {"ok": False, "error": str(exc)}
+            return self._reload_failed(str(exc))
         if new.supervisor.socket != old.supervisor.socket:
             log_event(log, logging.WARNING, "control socket path changes only on restart",
                       socket=str(old.supervisor.socket))

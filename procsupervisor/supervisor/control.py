@@ -24,7 +24,26 @@ CONNECTION_TIMEOUT_S = 5.0
 COMMANDS = ("status", "reload", "scale", "stop")
 MAX_SOCKET_PATH_BYTES = 107  # sun_path is 108 bytes on Linux, including the terminating NUL
 
-Handler = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+class PendingReply:
+    """Returned by the handler for a request it answers later (a reload whose new workers are
+    still being tried): the connection stays open, exempt from the idle timeout, until
+    `send` is called; the handler bounds that wait itself."""
+
+    def __init__(self) -> None:
+        self._deliver: Callable[[dict[str, Any]], None] | None = None
+
+    def bind(self, deliver: Callable[[dict[str, Any]], None]) -> None:
+        self._deliver = deliver
+
+    def send(self, reply: dict[str, Any]) -> None:
+        if self._deliver is not None:
+            self._deliver(reply)
+            self._deliver = None
+
+
+Handler = Callable[[dict[str, Any]], "dict[str, Any] | PendingReply"]
 
 
 class ControlError(Exception):
@@ -40,6 +59,7 @@ class _Connection:
         self.sock = sock
         self.buffer = bytearray()
         self.opened = time.monotonic()
+        self.answer_pending = False
 
 
 class ControlServer:
@@ -108,10 +128,15 @@ class ControlServer:
                 return True
             return False
         line = bytes(conn.buffer.split(b"\n", 1)[0])
-        self._reply(fd, self._dispatch(line))
+        reply = self._dispatch(line)
+        if isinstance(reply, PendingReply):
+            conn.answer_pending = True
+            reply.bind(lambda answer: self._reply(fd, answer) if fd in self.connections else None)
+            return True
+        self._reply(fd, reply)
         return True
 
-    def _dispatch(self, line: bytes) -> dict[str, Any]:
+    def _dispatch(self, line: bytes) -> dict[str, Any] | PendingReply:
         try:
             request = json.loads(line)
         except ValueError:
@@ -137,7 +162,10 @@ class ControlServer:
     def expire(self) -> list[int]:
         """Drop connections idle past the timeout; return their descriptors."""
         now = time.monotonic()
-        stale = [fd for fd, c in self.connections.items() if now - c.opened > CONNECTION_TIMEOUT_S]
+        stale = [
+            fd for fd, c in self.connections.items()
+            if now - c.opened > CONNECTION_TIMEOUT_S and not c.answer_pending
+        ]
         for fd in stale:
             self._close(fd)
         return stale

@@ -139,7 +139,9 @@ class WorkerPool:
         """Collect exited workers (waiting for all of them if `block`); returns them, each
         with its `exit_cause` and the assignment it still held."""
         exited = []
-        while self.handles:
+        # Every child is collected, workers or not (a reload's trial start, worker_probe.py):
+        # nothing else waits for them, and a child left unreaped stays a zombie.
+        while True:
             try:
                 pid, status = os.waitpid(-1, 0 if block else os.WNOHANG)
             except ChildProcessError:
