@@ -174,12 +174,13 @@ def submit(ctx: click.Context, raw_json: str, dumps: tuple[str, ...], queue_name
     DUMPS are files: one plain PATH is the main dump (upload_file_minidump); name every other
     dump as NAME=PATH.
     """
+    from procsupervisor import bounded_json
     from procsupervisor.intake import submit_crash
 
     config = load_config(ctx)
     try:
         raw_text = Path(raw_json).read_bytes()
-        raw_crash = json.loads(raw_text)
+        raw_crash = bounded_json.loads(raw_text, f"raw crash {raw_json}")
         dump_files = _parse_dump_args(dumps)
         size = len(raw_text) + sum(map(len, dump_files.values()))
         crash_id = submit_crash(config, raw_crash, dump_files, queue_name, payload_size=size)

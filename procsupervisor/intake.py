@@ -10,7 +10,7 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from procsupervisor import collector, crashid
+from procsupervisor import bounded_json, collector, crashid
 from procsupervisor.backends import load_class, make_queue, make_source
 from procsupervisor.config import Config
 from procsupervisor.metrics import NullMetrics
@@ -33,6 +33,7 @@ def submit_crash(
     what was submitted (default: the annotations as JSON plus the dumps)."""
     if not isinstance(raw_crash, Mapping):
         raise ValueError("the raw crash must be a JSON object")
+    bounded_json.check_depth(raw_crash, "the raw crash")
     existing = raw_crash.get("uuid")
     if existing is not None and not crashid.is_valid(existing):
         raise ValueError(f"raw crash has an invalid uuid: {existing!r:.80}")

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from procsupervisor import crashid
+from procsupervisor import bounded_json, crashid
 from procsupervisor.metrics import Metrics
 from procsupervisor.storage import crashjson, keys
 from procsupervisor.storage.base import (
@@ -30,7 +30,7 @@ from procsupervisor.storage.base import (
     TransientStorageError,
 )
 
-MAX_JSON_BYTES = 20 * 1024 * 1024
+MAX_JSON_BYTES = bounded_json.MAX_JSON_BYTES
 
 
 class FSCrashStorage(CrashSource, CrashDestination):
@@ -92,12 +92,9 @@ class FSCrashStorage(CrashSource, CrashDestination):
 
     def _read_json_object(self, path: Path, what: str) -> dict[str, Any]:
         data = self._read_bytes(path, what)
-        if len(data) > MAX_JSON_BYTES:
-            raise ValueError(f"{what} {path.name} is larger than {MAX_JSON_BYTES} bytes")
-        value = json.loads(data)
-        if not isinstance(value, dict):
-            raise ValueError(f"{what} {path.name} is not a JSON object")
-        return value
+        # Bounded in size and nesting: hostile stored data is refused (outcome `invalid`),
+        # never a RecursionError retried for every attempt.
+        return bounded_json.loads_object(data, f"{what} {path.name}", max_bytes=MAX_JSON_BYTES)
 
     # -- write side ---------------------------------------------------------------------------
 

@@ -15,13 +15,12 @@ into "not found" and dropped the crash.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from procsupervisor import crashid
+from procsupervisor import bounded_json, crashid
 from procsupervisor.metrics import Metrics, NullMetrics
 from procsupervisor.storage import crashjson, keys
 from procsupervisor.storage.base import (
@@ -143,11 +142,11 @@ class S3CrashStorage(CrashSource, CrashDestination):
     def _get_json(self, key: str) -> Any:
         data = self._get(key)
         try:
-            return json.loads(data)
+            return bounded_json.loads(data, f"s3://{self.bucket}/{key}")
         except ValueError as exc:
             # A corrupt object will not heal on retry, but "not found" would hide it; report
             # it as transient so it is retried, then dead-lettered with this reason.
-            raise TransientStorageError(f"s3://{self.bucket}/{key} is not valid JSON") from exc
+            raise TransientStorageError(str(exc)[:300]) from exc
 
     # -- source ------------------------------------------------------------------------------
 
