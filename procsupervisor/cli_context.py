@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 import click
 
 from procsupervisor import config as config_module
+from procsupervisor import data_access
 from procsupervisor.config import Config, ConfigError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -62,13 +63,16 @@ def config_path(ctx: click.Context, environ: Mapping[str, str] | None = None) ->
 
 
 def load_config(ctx: click.Context, overrides: Mapping[str, str] | None = None) -> Config:
-    """The validated configuration for this command line; a bad one ends the command."""
+    """The validated configuration for this command line; a bad one ends the command. From
+    here on, whatever the command creates is as private as `[supervisor] data_access` says."""
     try:
-        return config_module.load(
+        config = config_module.load(
             ctx.meta.get(CONFIG_FLAG), data_dir=ctx.meta.get(DATA_DIR_FLAG), overrides=overrides
         )
     except ConfigError as exc:
         raise click.ClickException(one_line(str(exc)))
+    data_access.apply(config.supervisor.data_access)
+    return config
 
 
 def control_socket_path(ctx: click.Context) -> Path:

@@ -46,7 +46,9 @@ SUPERVISOR_DEFAULTS: dict[str, str] = {
     "socket": "",
     "worker_max_rss_mb": "",
     "processor": DEFAULT_PROCESSOR,
+    "data_access": "owner",  # who may read the data directory (procsupervisor/data_access.py)
 }
+DATA_ACCESS_CHOICES = ("owner", "group")
 
 
 class ConfigError(ValueError):
@@ -63,6 +65,7 @@ class SupervisorSettings:
     socket: Path
     worker_max_rss_mb: int | None
     processor: str  # "module:factory" building the crash processor inside each worker
+    data_access: str = "owner"  # `owner` (0700/0600) or `group` (0750/0640)
 
 
 @dataclass(frozen=True)
@@ -248,6 +251,10 @@ def _build(
     processor = supervisor["processor"]
     if ":" not in processor:
         raise ConfigError(f"{where('supervisor', 'processor')}: expected 'module:factory'")
+    data_access = supervisor["data_access"].lower()
+    if data_access not in DATA_ACCESS_CHOICES:
+        raise ConfigError(f"{where('supervisor', 'data_access')}: {supervisor['data_access']!r}"
+                          f" is not one of {', '.join(DATA_ACCESS_CHOICES)}")
     settings = SupervisorSettings(
         workers=int(number("workers", int, 0)),
         deadline_s=number("deadline_s", float, 0.01),
@@ -257,6 +264,7 @@ def _build(
         socket=socket_path,
         worker_max_rss_mb=int(number("worker_max_rss_mb", int, 1)) if max_rss else None,
         processor=processor,
+        data_access=data_access,
     )
 
     queue = dict(sections["queue"])

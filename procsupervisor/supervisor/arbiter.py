@@ -22,7 +22,7 @@ import time
 from collections import deque
 from typing import Any
 
-from procsupervisor import __version__
+from procsupervisor import __version__, data_access
 from procsupervisor import config as config_module
 from procsupervisor.backends import make_metrics, make_queue
 from procsupervisor.config import Config, ConfigError
@@ -115,7 +115,8 @@ class Supervisor:
 
     def _lock_data_dir(self) -> None:
         data_dir = self.config.data_dir
-        data_dir.mkdir(parents=True, exist_ok=True)
+        data_access.apply(self.config.supervisor.data_access)
+        data_access.prepare_data_dir(data_dir, self.config.supervisor.data_access)
         fd = os.open(data_dir / "supervisor.lock", os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -323,6 +324,7 @@ class Supervisor:
         self.last_reload_error = None
         self.workers = new.supervisor.workers
         set_level(new.log_level)
+        data_access.apply(new.supervisor.data_access)  # inherited by the new workers
         self.pool.new_generation(new)  # every worker is replaced by one of the new generation
         log_event(log, logging.INFO, "reloaded", generation=self.pool.generation,
                   workers=self.workers, log_level=new.log_level)
