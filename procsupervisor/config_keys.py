@@ -138,6 +138,7 @@ KEYS: dict[str, dict[str, Kind]] = {
         "stackwalk_timeout_s": Number(float, 0, above=True, none_means_no_limit=True),
         "stackwalk_max_total_frames": COUNT,
         "stackwalk_max_json_mb": Number(float, 0, above=True),
+        "stackwalk_max_rss_mb": COUNT,
     },
     "statsd": {
         "port": Number(int, 1, maximum=65535),

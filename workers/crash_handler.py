@@ -59,7 +59,7 @@ class CrashHandler:
         )
         factory = load_class(config.supervisor.processor)
         self.processor = factory(
-            symbols=self.symbols, metrics=self.metrics, options=config.processor
+            symbols=self.symbols, metrics=self.metrics, options=processor_options(config)
         )
 
     def cache_stats(self) -> dict[str, Any]:
@@ -189,6 +189,17 @@ class CrashHandler:
                 client.close()
             except Exception:
                 log.exception("closing %s failed", type(client).__name__)
+
+
+def processor_options(config: Config) -> dict[str, str]:
+    """[processor] as given, plus the worker's memory cap as the stackwalk's memory bound
+    (unless set there): a dump that would take the worker past `worker_max_rss_mb` stops
+    being walked there (stackwalker/limits.py) instead of taking the host into swap."""
+    options = dict(config.processor)
+    max_rss_mb = config.supervisor.worker_max_rss_mb
+    if max_rss_mb is not None and not options.get("stackwalk_max_rss_mb"):
+        options["stackwalk_max_rss_mb"] = str(max_rss_mb)
+    return options
 
 
 def _elapsed_ms(since: float) -> float:

@@ -32,6 +32,9 @@ KNOWN_OPTIONS = frozenset(
     {
         "stackwalk_max_frames",
         "stackwalk_timeout_s",
+        "stackwalk_max_total_frames",
+        "stackwalk_max_json_mb",
+        "stackwalk_max_rss_mb",
         "hostname",
         "beta_version_api",
         "beta_version_file",
@@ -76,6 +79,23 @@ def _timeout(options: Mapping[str, str], key: str, default: float) -> float | No
     return _positive_number(options, key, float)
 
 
+def _stackwalk_bounds(options: Mapping[str, str]) -> dict[str, int]:
+    """The per-dump bounds given as options, as stackwalker keywords (stackwalker/limits.py):
+    `stackwalk_max_total_frames` (frames of all threads), `stackwalk_max_json_mb` (json_dump
+    size) and `stackwalk_max_rss_mb` (the worker's memory, which the worker sets from
+    `[supervisor] worker_max_rss_mb`)."""
+    bounds: dict[str, int] = {}
+    if options.get("stackwalk_max_total_frames"):
+        bounds["max_total_frames"] = _positive_number(options, "stackwalk_max_total_frames", int)
+    mib = 1024 * 1024
+    if options.get("stackwalk_max_json_mb"):
+        megabytes = _positive_number(options, "stackwalk_max_json_mb", float)
+        bounds["max_json_bytes"] = int(megabytes * mib)
+    if options.get("stackwalk_max_rss_mb"):
+        bounds["max_rss_bytes"] = _positive_number(options, "stackwalk_max_rss_mb", int) * mib
+    return bounds
+
+
 class Processor:
     """Options (all optional): `stackwalk_max_frames` (frames per thread, default 1024),
     `stackwalk_timeout_s` (seconds per dump, default 120, `none` for no limit), `hostname`
@@ -102,6 +122,7 @@ class Processor:
             stackwalk_timeout_s=_timeout(options, "stackwalk_timeout_s", 120.0),
             walker=walker,
             beta_versions=beta_version.version_source(options),
+            stackwalk_bounds=_stackwalk_bounds(options),
         )
         # The names a queue message may ask for; internal ones (poison) are left out.
         self.rulesets: tuple[str, ...] = tuple(

@@ -121,6 +121,7 @@ def build_rulesets(
     stackwalk_timeout_s: float | None = 120.0,
     walker: stackwalk.Walker | None = None,
     beta_versions: beta_version.VersionSource | None = None,
+    stackwalk_bounds: dict[str, int] | None = None,
 ) -> dict[str, list[Rule]]:
     # One generator for both rulesets: it compiles the signature lists once.
     signature_rule = signature.SignatureGeneratorRule()
@@ -147,6 +148,7 @@ def build_rulesets(
             max_frames_per_thread=stackwalk_max_frames,
             timeout_s=stackwalk_timeout_s,
             walker=walker,
+            bounds=stackwalk_bounds,
         ),
         dump_facts.ModuleURLRewriteRule(),
         crashing_thread.CrashingThreadInfoRule(),

@@ -4,7 +4,7 @@ in-process with our pure-Python stackwalker instead of a subprocess."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from procsupervisor import __version__
@@ -55,12 +55,16 @@ class MinidumpStackwalkRule(Rule):
         max_frames_per_thread: int = 1024,
         timeout_s: float | None = 120.0,
         walker: Walker | None = None,
+        bounds: Mapping[str, int] | None = None,
     ) -> None:
         self.symbols = symbols
         self.metrics = metrics
         self.max_frames_per_thread = max_frames_per_thread
         self.timeout_s = timeout_s
         self._walker = walker
+        # The dump's own bounds (total frames, json_dump bytes, process memory), passed on
+        # as walker keywords (stackwalker/limits.py); the walker's defaults where absent.
+        self.bounds = dict(bounds or {})
 
     def predicate(self, ctx: CrashContext) -> bool:
         return any(name.startswith(MAIN_DUMP) for name in ctx.dumps)
@@ -83,6 +87,7 @@ class MinidumpStackwalkRule(Rule):
                 max_frames_per_thread=self.max_frames_per_thread,
                 # seconds from the start of this walk, not a clock value
                 deadline_s=self.timeout_s,
+                **self.bounds,
             )
             json_dump = result.to_json_dump()
             status = str(result.status)

@@ -13,6 +13,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from procsupervisor.workers.stackwalker.limits import (
+    DEFAULT_MAX_JSON_BYTES,
+    DEFAULT_MAX_TOTAL_FRAMES,
+)
 from procsupervisor.workers.stackwalker.model import SymbolProvider
 from procsupervisor.workers.stackwalker.output import json_dump, machine_readable
 from procsupervisor.workers.stackwalker.process import ProcessState, process_minidump
@@ -27,6 +31,7 @@ class ProcessResult:
     status: str
     notes: list[str] = field(default_factory=list)
     state: ProcessState | None = None
+    max_json_bytes: int = DEFAULT_MAX_JSON_BYTES  # bound on to_json_dump's frames (limits.py)
 
     @property
     def ok(self) -> bool:
@@ -35,7 +40,7 @@ class ProcessResult:
     def to_json_dump(self) -> dict[str, Any]:
         if self.state is None:
             return {"status": self.status, "notes": list(self.notes)}
-        return json_dump.render(self.state)
+        return json_dump.render(self.state, max_bytes=self.max_json_bytes)
 
     def to_machine_readable(self) -> str:
         """Breakpad's `-m` text; empty for a dump Breakpad rejects (it prints nothing)."""
@@ -50,20 +55,30 @@ def walk_minidump(
     *,
     max_frames_per_thread: int = 1024,
     deadline_s: float | None = None,
+    max_total_frames: int = DEFAULT_MAX_TOTAL_FRAMES,
+    max_json_bytes: int = DEFAULT_MAX_JSON_BYTES,
+    max_rss_bytes: int | None = None,
 ) -> ProcessResult:
     """Process one minidump. `deadline_s` bounds the walking time (threads walked after it
-    expires keep only what was found so far and are marked truncated).
+    expires keep only what was found so far and are marked truncated); the frames of all
+    threads together, the json_dump's size and the process's resident memory are bounded too
+    (limits.py).
 
     An mmap must stay open while the result is used: streams are read from it lazily. The
     result's views pin the map, so drop the result before closing it (else BufferError)."""
     deadline = None if deadline_s is None else time.monotonic() + deadline_s
     try:
         state = process_minidump(
-            data, symbols, max_frames_per_thread=max_frames_per_thread, deadline=deadline
+            data,
+            symbols,
+            max_frames_per_thread=max_frames_per_thread,
+            deadline=deadline,
+            max_total_frames=max_total_frames,
+            max_rss_bytes=max_rss_bytes,
         )
     except Exception as exc:  # the contract: a status, never an exception
         log.exception("stackwalker failed")
         note = f"stackwalker failed: {type(exc).__name__}: {exc}"
         return ProcessResult(STATUS_INTERNAL_ERROR, [note])
-    return ProcessResult(state.status, state.notes, state)
+    return ProcessResult(state.status, state.notes, state, max_json_bytes)
 

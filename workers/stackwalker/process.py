@@ -6,6 +6,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from procsupervisor.workers.stackwalker.limits import (
+    DEFAULT_MAX_TOTAL_FRAMES,
+    MEMORY_LIMIT,
+    SHARED_STACK,
+    TOTAL_FRAME_LIMIT,
+    WalkBudget,
+)
 from procsupervisor.workers.stackwalker.minidump.context import (
     UnsupportedContext,
     parse_context,
@@ -26,6 +33,7 @@ from procsupervisor.workers.stackwalker.model import (
     CallStack,
     CodeModule,
     CPUContext,
+    StackFrame,
     SymbolIndexProtocol,
     SymbolProvider,
 )
@@ -176,14 +184,23 @@ def _fill_crash(state: ProcessState, dump: Minidump) -> None:
         state.assertion = dump.assertion.describe()
 
 
+def _stack_key(thread: RawThread, memory: MemoryRegion | None) -> tuple[int, int] | None:
+    """What identifies the stack memory a thread's walk reads: its declared start and the end
+    of its memory (threads of one real process never share one)."""
+    return None if memory is None else (thread.stack_start, memory.end)
+
+
 def process_minidump(
     data: Buffer,
     symbols: SymbolProvider | None,
     *,
     max_frames_per_thread: int = 1024,
     deadline: float | None = None,
+    max_total_frames: int = DEFAULT_MAX_TOTAL_FRAMES,
+    max_rss_bytes: int | None = None,
 ) -> ProcessState:
-    """Never raises MinidumpFormatError: a dump Breakpad rejects gives an error status."""
+    """Never raises MinidumpFormatError: a dump Breakpad rejects gives an error status. The
+    work is bounded as limits.py describes."""
     try:
         dump = Minidump(data)
     except HeaderError as exc:
@@ -210,6 +227,16 @@ def process_minidump(
         state.requesting_thread = matches[0] if matches else -1
 
     os_short = dump.system_info.os_short if dump.system_info else ""
+    budget = WalkBudget(max_total_frames, max_rss_bytes, deadline)
+    # The requesting thread owns its stack whatever else points at it, and is kept a share of
+    # the frame budget until it is walked (threads are walked in file order, as Breakpad does).
+    walked_stacks: set[tuple[int, int]] = set()
+    if 0 <= state.requesting_thread < len(kept):
+        requesting = kept[state.requesting_thread]
+        key = _stack_key(requesting, _thread_memory(dump, requesting))
+        if key is not None:
+            walked_stacks.add(key)
+        budget.reserved = max_frames_per_thread
     for index, thread in enumerate(kept):
         is_requesting = index == state.requesting_thread
         context = _thread_context(dump, thread, is_requesting, notes)
@@ -221,14 +248,55 @@ def process_minidump(
             thread_id=thread.thread_id, thread_name=dump.thread_names.get(thread.thread_id)
         )
         if context is not None:
-            stack.frames, stack.truncated_reason = walk_thread(
-                context,
-                memory,
-                state.modules,
-                state.symbols,
-                os_short=os_short,
-                max_frames=max_frames_per_thread,
-                deadline=deadline,
+            stack.frames, stack.truncated_reason = _walk_within(
+                budget, walked_stacks, thread, context, memory, state, os_short,
+                max_frames_per_thread, is_requesting,
             )
+        if is_requesting:
+            budget.reserved = 0
         state.threads.append(ThreadState(stack, context, memory))
+    notes.extend(budget.notes(max_total_frames))
     return state
+
+
+def _walk_within(
+    budget: WalkBudget,
+    walked_stacks: set[tuple[int, int]],
+    thread: RawThread,
+    context: CPUContext,
+    memory: MemoryRegion | None,
+    state: ProcessState,
+    os_short: str,
+    max_frames_per_thread: int,
+    is_requesting: bool,
+) -> tuple[list[StackFrame], str | None]:
+    """Walk one thread within what the dump has left (limits.py); a thread past a limit, or on
+    a stack already walked, keeps its context frame only."""
+    key = _stack_key(thread, memory)
+    available = budget.frames_left - (0 if is_requesting else budget.reserved)
+    cut = None
+    if key is not None and key in walked_stacks and not is_requesting:
+        cut = SHARED_STACK
+    elif available <= 0:
+        cut = TOTAL_FRAME_LIMIT
+    elif budget.memory_exceeded():
+        cut = MEMORY_LIMIT
+    if key is not None:
+        walked_stacks.add(key)
+    per_thread = 1 if cut is not None else min(max_frames_per_thread, available)
+    frames, reason = walk_thread(
+        context,
+        memory if cut is None else None,
+        state.modules,
+        state.symbols,
+        os_short=os_short,
+        max_frames=per_thread,
+        should_stop=budget.stop_reason,
+    )
+    if cut is not None:
+        reason = cut
+    elif reason == "frame limit" and per_thread < max_frames_per_thread:
+        reason = TOTAL_FRAME_LIMIT  # the dump's budget, not the thread's own limit, ran out
+    budget.frames_left -= len(frames)
+    budget.count_cut(reason)
+    return frames, reason

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from procsupervisor.workers.stackwalker.limits import DEFAULT_MAX_JSON_BYTES, JSON_SIZE_LIMIT
 from procsupervisor.workers.stackwalker.minidump import stream_types
 from procsupervisor.workers.stackwalker.minidump.context import PRINT_ORDER
 from procsupervisor.workers.stackwalker.minidump.dump import Minidump
@@ -91,28 +92,62 @@ def _frame_json(
     return entry
 
 
-def _frames_json(state: ProcessState, thread: ThreadState, hexa: _Hex) -> list[JSON]:
-    """Inline frames are folded into the real frame that follows them, innermost first."""
+class _SizeBudget:
+    """Roughly how many bytes of JSON the frames may still take (limits.py): each frame is
+    counted by its text fields plus a fixed share for keys and numbers, so no serialization
+    is needed to stay within the bound."""
+
+    FRAME_OVERHEAD = 320  # keys, punctuation, offsets and flags of one frame entry
+
+    def __init__(self, max_bytes: int) -> None:
+        self.left = max_bytes
+        self.threads_cut = 0
+        self.copies = 1  # the requesting thread is written twice (also as crashing_thread)
+
+    def spend(self, entry: JSON) -> bool:
+        """Count one frame entry; False once the budget is spent."""
+        size = self.FRAME_OVERHEAD + sum(
+            len(value) for value in entry.values() if isinstance(value, str)
+        )
+        for inline in entry.get("inlines") or ():
+            size += 64 + sum(len(v) for v in inline.values() if isinstance(v, str))
+        if "registers" in entry:
+            size += 32 * len(entry["registers"])
+        self.left -= size * self.copies
+        return self.left >= 0
+
+
+def _frames_json(
+    state: ProcessState, thread: ThreadState, hexa: _Hex, budget: _SizeBudget
+) -> tuple[list[JSON], bool]:
+    """Inline frames are folded into the real frame that follows them, innermost first.
+    Returns the frames and whether the size budget cut them short (frame 0 is always kept)."""
     result: list[JSON] = []
     pending: list[StackFrame] = []
     for frame in thread.stack.frames:
         if frame.is_inline:
             pending.append(frame)
             continue
-        result.append(_frame_json(state, len(result), frame, pending, hexa))
+        entry = _frame_json(state, len(result), frame, pending, hexa)
+        if not budget.spend(entry) and result:
+            return result, True
+        result.append(entry)
         pending = []
-    return result
+    return result, False
 
 
-def _thread_json(state: ProcessState, thread: ThreadState, hexa: _Hex) -> JSON:
-    frames = _frames_json(state, thread, hexa)
+def _thread_json(state: ProcessState, thread: ThreadState, hexa: _Hex,
+                 budget: _SizeBudget) -> JSON:
+    frames, cut = _frames_json(state, thread, hexa, budget)
+    reason = JSON_SIZE_LIMIT if cut else thread.stack.truncated_reason
+    budget.threads_cut += cut
     return {
         "thread_id": thread.stack.thread_id,
         "thread_name": thread.stack.thread_name,
         "frame_count": len(frames),
         "total_frames": len(frames),
-        "frames_truncated": thread.stack.truncated_reason is not None,
-        "truncated_reason": thread.stack.truncated_reason,
+        "frames_truncated": reason is not None,
+        "truncated_reason": reason,
         "last_error_value": None,
         "frames": frames,
     }
@@ -275,14 +310,27 @@ def _system_info_json(state: ProcessState) -> JSON | None:
     }
 
 
-def render(state: ProcessState) -> JSON:
+def render(state: ProcessState, max_bytes: int = DEFAULT_MAX_JSON_BYTES) -> JSON:
+    """The json_dump; its frames stop (frame 0 of each thread aside) at about `max_bytes`,
+    the requesting thread's first."""
     hexa = _Hex(_pointer_bytes(state))
     result: JSON = {"status": state.status, "notes": list(state.notes)}
     dump = state.dump
     if dump is None or not state.ok:
         result["system_info"] = _system_info_json(state)
         return result
-    threads = [_thread_json(state, t, hexa) for t in state.threads]
+    budget = _SizeBudget(max_bytes)
+    order = sorted(range(len(state.threads)), key=lambda i: i != state.requesting_thread)
+    rendered = {}
+    for index in order:
+        budget.copies = 2 if index == state.requesting_thread else 1
+        rendered[index] = _thread_json(state, state.threads[index], hexa, budget)
+    threads = [rendered[i] for i in range(len(state.threads))]
+    if budget.threads_cut:
+        result["notes"].append(
+            f"json_dump size limit of {max_bytes} bytes reached: the frames of"
+            f" {budget.threads_cut} thread(s) were cut short"
+        )
     modules = _listed_modules(state)
     main = state.modules.main_module
     result.update(

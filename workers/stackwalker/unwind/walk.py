@@ -52,12 +52,14 @@ def walk_thread(
     max_frames: int = MAX_FRAMES,
     max_scanned: int = MAX_SCANNED_FRAMES,
     deadline: float | None = None,
+    should_stop: Callable[[], str | None] | None = None,
 ) -> tuple[list[StackFrame], str | None]:
     """Walk one thread's stack; return its frames in output order and why it stopped early.
 
     The reason is None for a natural end, else "frame limit" (Breakpad's check: more than
     `max_frames` frames, inline ones included), "scan limit" (the walk ended while scanning was
-    disabled) or "time limit" (`deadline`, a time.monotonic() value, passed).
+    disabled), "time limit" (`deadline`, a time.monotonic() value, passed) or whatever
+    `should_stop`, asked after every frame, answered (the dump's budget, limits.py).
     A CPU without an unwinder yields no frames (Breakpad prints nothing for such threads). With
     no memory only the context frame is produced. `modules` may also be iterable over its
     loaded CodeModules; arm64 uses that for pointer-authentication stripping.
@@ -94,6 +96,8 @@ def walk_thread(
             return frames, "frame limit"
         if deadline is not None and time.monotonic() > deadline:
             return frames, "time limit"
+        if should_stop is not None and (reason := should_stop()) is not None:
+            return frames, reason
         if memory is None:
             return frames, None
         scan_allowed = scanned < max_scanned
