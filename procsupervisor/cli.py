@@ -20,8 +20,9 @@ import click
 
 from procsupervisor import crashid
 from procsupervisor.cli_context import config_options, control_socket_path, load_config
+from procsupervisor.cli_errors import describe
 from procsupervisor.logs import configure as configure_logging
-from procsupervisor.storage.base import MAIN_DUMP_NAME
+from procsupervisor.storage.base import MAIN_DUMP_NAME, TransientStorageError
 
 LAZY_COMMANDS = {
     "stackwalk": "procsupervisor.stackwalk_command:stackwalk",
@@ -182,10 +183,13 @@ def submit(ctx: click.Context, raw_json: str, dumps: tuple[str, ...], queue_name
         raw_text = Path(raw_json).read_bytes()
         raw_crash = bounded_json.loads(raw_text, f"raw crash {raw_json}")
         dump_files = _parse_dump_args(dumps)
-        size = len(raw_text) + sum(map(len, dump_files.values()))
-        crash_id = submit_crash(config, raw_crash, dump_files, queue_name, payload_size=size)
     except (ValueError, OSError) as exc:
-        raise click.ClickException(str(exc))
+        raise click.ClickException(describe(exc))
+    size = len(raw_text) + sum(map(len, dump_files.values()))
+    try:
+        crash_id = submit_crash(config, raw_crash, dump_files, queue_name, payload_size=size)
+    except (ValueError, OSError, TransientStorageError) as exc:
+        raise click.ClickException(f"cannot submit: {describe(exc)}")
     click.echo(crash_id)
 
 
@@ -197,7 +201,10 @@ def _parse_dump_args(args: tuple[str, ...]) -> dict[str, bytes]:
             name, path = MAIN_DUMP_NAME, arg
         if name in dumps:
             raise ValueError(f"dump {name!r} given twice (name extra dumps as NAME=PATH)")
-        dumps[name] = Path(path).read_bytes()
+        try:
+            dumps[name] = Path(path).read_bytes()
+        except OSError as exc:
+            raise ValueError(f"cannot read dump {path}: {exc.strerror or exc}") from None
     return dumps
 
 
@@ -210,10 +217,13 @@ def enqueue(ctx: click.Context, crash_ids: tuple[str, ...], queue_name: str) -> 
     """Queue crash ids (`ID` or `ID:ruleset`) that are already stored."""
     from procsupervisor.intake import enqueue_ids
 
+    config = load_config(ctx)
     try:
-        count = enqueue_ids(load_config(ctx), crash_ids, queue_name)
-    except (ValueError, OSError) as exc:  # OSError: the queue (e.g. the broker) is unreachable
-        raise click.ClickException(str(exc))
+        count = enqueue_ids(config, crash_ids, queue_name)
+    except ValueError as exc:
+        raise click.ClickException(describe(exc))
+    except OSError as exc:  # the queue (the spool, the broker) is unusable
+        raise click.ClickException(f"cannot queue: {describe(exc)}")
     click.echo(f"queued {count} on {queue_name}")
 
 
@@ -231,13 +241,19 @@ def process(ctx: click.Context, crash_id: str, ruleset: str | None, no_save: boo
     configure_logging(config.log_level)
     if not crashid.is_valid(crash_id):
         raise click.ClickException(f"invalid crash id: {crash_id!r}")
-    handler = CrashHandler(config)
+    try:
+        # What a worker opens at start: the symbol cache directory, the processor, clients.
+        handler = CrashHandler(config)
+    except Exception as exc:
+        raise click.ClickException(f"cannot process {crash_id}: {describe(exc)}")
     try:
         if no_save:
             unused, handler.destinations = handler.destinations, []
             for destination in unused:  # their clients (database, index) were opened already
                 destination.close()
         result = handler.handle(crash_id, ruleset=ruleset)
+    except Exception as exc:  # handle() reports outcomes; anything else is a bug, said once
+        raise click.ClickException(f"cannot process {crash_id}: {describe(exc)}")
     finally:
         handler.close()
     if result.processed is not None:
