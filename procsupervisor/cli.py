@@ -10,6 +10,7 @@ used, so a broken or missing one never stops the others from working.
 
 from __future__ import annotations
 
+import datetime as dt
 import importlib
 import json
 import sys
@@ -261,6 +262,37 @@ def process(ctx: click.Context, crash_id: str, ruleset: str | None, no_save: boo
     click.echo(f"outcome: {result.outcome}" + (f" ({result.reason})" if result.reason else ""),
                err=True)
     sys.exit(0 if result.outcome == "ok" else 1)
+
+
+@main.command()
+@config_options
+@click.option("--since", type=click.DateTime(["%Y-%m-%d"]), default=None,
+              help="First day to check (UTC, YYYY-MM-DD; default: the day before --until).")
+@click.option("--until", type=click.DateTime(["%Y-%m-%d"]), default=None,
+              help="Last day to check (UTC, YYYY-MM-DD; default: today).")
+@click.option("--requeue", is_flag=True, help="Queue every missing crash.")
+@_queue_option
+@click.pass_context
+def verify(ctx: click.Context, since: dt.datetime | None, until: dt.datetime | None,
+           requeue: bool, queue_name: str) -> None:
+    """List stored raw crashes that have no processed crash and are in no queue.
+
+    Prints each missing crash id, then `checked N, missing M, queued Q`; exits 1 when
+    something is missing (for a timer)."""
+    from procsupervisor.verify import verify as verify_crashes
+
+    last = until.date() if until else dt.datetime.now(dt.UTC).date()
+    first = since.date() if since else last - dt.timedelta(days=1)
+    config = load_config(ctx)
+    try:
+        report = verify_crashes(config, first, last, requeue=requeue, queue_name=queue_name,
+                                on_missing=click.echo)
+    except ValueError as exc:
+        raise click.ClickException(describe(exc))
+    except (OSError, TransientStorageError) as exc:
+        raise click.ClickException(f"cannot verify: {describe(exc)}")
+    click.echo(report.summary())
+    sys.exit(1 if report.missing else 0)
 
 
 @main.command("requeue-dead")

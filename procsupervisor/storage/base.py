@@ -8,7 +8,8 @@ so the worker can report the right outcome to the supervisor (docs/architecture.
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping
+import datetime as dt
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 # The main dump's canonical name; Socorro stores it under the key name "dump".
@@ -42,6 +43,20 @@ class CrashSource(abc.ABC):
     ) -> None:
         """Store a new raw crash and its dumps (used by `submit`, not by workers)."""
         raise NotImplementedError(f"{type(self).__name__} cannot store raw crashes")
+
+    def raw_crash_ids(self, day: dt.date) -> Iterator[str]:
+        """Crash ids of the raw crashes stored for `day` (the date in the key layout,
+        docs/processing.md §3), for `verify`."""
+        raise NotImplementedError(f"{type(self).__name__} cannot list raw crashes")
+
+    def has_processed(self, crash_id: str) -> bool:
+        """Whether a processed crash is stored for `crash_id` (backends answer without
+        reading it where they can)."""
+        try:
+            self.get_processed(crash_id)
+        except CrashNotFound:
+            return False
+        return True
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release clients (called when a worker exits)."""

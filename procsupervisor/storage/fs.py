@@ -13,10 +13,11 @@ written last, so a raw crash that exists always has its dumps.
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +82,23 @@ class FSCrashStorage(CrashSource, CrashDestination):
 
     def get_processed(self, crash_id: str) -> dict[str, Any]:
         return self._read_json_object(self.processed_crash_path(crash_id), "processed crash")
+
+    def raw_crash_ids(self, day: dt.date) -> Iterator[str]:
+        """v2/raw_crash/<id[:3]>/<YYYYMMDD>/<id>: every entropy folder's folder for `day`."""
+        folder = self.root / "v2" / "raw_crash"
+        try:
+            entropies = sorted(os.listdir(folder))
+        except FileNotFoundError:
+            return
+        for entropy in entropies:
+            try:
+                names = sorted(os.listdir(folder / entropy / f"{day:%Y%m%d}"))
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            yield from (name for name in names if crashid.is_valid(name))
+
+    def has_processed(self, crash_id: str) -> bool:
+        return self.processed_crash_path(crash_id).is_file()
 
     def _read_bytes(self, path: Path, what: str) -> bytes:
         try:

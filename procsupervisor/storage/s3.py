@@ -15,8 +15,9 @@ into "not found" and dropped the crash.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -178,6 +179,38 @@ class S3CrashStorage(CrashSource, CrashDestination):
                 raise TransientStorageError(str(exc)) from exc
             dumps[canonical] = self._get(key)
         return dumps
+
+    def raw_crash_ids(self, day: dt.date) -> Iterator[str]:
+        """Lists `v2/raw_crash/` for its entropy prefixes, then each one's folder for `day`
+        (Socorro's verifyprocessed walks the same keys)."""
+        top = f"{self.prefix}v2/raw_crash/"
+        try:
+            paginator = self.client.get_paginator("list_objects_v2")
+            entropies = [
+                common["Prefix"]
+                for page in paginator.paginate(Bucket=self.bucket, Prefix=top, Delimiter="/")
+                for common in page.get("CommonPrefixes", [])
+            ]
+            for entropy in sorted(entropies):
+                pages = paginator.paginate(Bucket=self.bucket, Prefix=f"{entropy}{day:%Y%m%d}/")
+                for page in pages:
+                    for item in page.get("Contents", []):
+                        name = item["Key"].rsplit("/", 1)[-1]
+                        if crashid.is_valid(name):
+                            yield name
+        except Exception as exc:
+            raise _translate(exc, top) from exc
+
+    def has_processed(self, crash_id: str) -> bool:
+        key = self.processed_crash_key(crash_id)
+        try:
+            self.client.head_object(Bucket=self.bucket, Key=key)
+        except Exception as exc:
+            translated = _translate(exc, key)
+            if isinstance(translated, CrashNotFound):
+                return False
+            raise translated from exc
+        return True
 
     def get_processed(self, crash_id: str) -> dict[str, Any]:
         processed = self._get_json(self.processed_crash_key(crash_id))
