@@ -5,7 +5,10 @@ config key that the tests set; production input cannot reach them. Their knobs c
 config's [processor] section:
 - `hold_dir`: a crash whose id is a file name in this folder waits (up to 60 s) until the file
   is removed, so a test can act while a worker is known to be busy with it;
-- `hang_marker`: a raw crash with this key set to true never finishes (deadline tests).
+- `hang_marker`: a raw crash with this key set to true never finishes (deadline tests);
+- `sleep_ms`: every crash takes at least this long (chaos tests keep crashes in flight);
+  a raw crash's `TestSleepMs` value, when present, replaces it for that crash;
+- `record_file`: each finished processing appends its crash id here (processed-twice counts).
 (Benchmarks use the package's `procsupervisor.workers.bench_processor` instead.)
 """
 
@@ -35,6 +38,8 @@ class HookedProcessor:
         options = dict(options or {})
         self.hold_dir = Path(options["hold_dir"]) if options.get("hold_dir") else None
         self.hang_marker = options.get("hang_marker") or None
+        self.sleep_s = float(options.get("sleep_ms") or 0) / 1000
+        self.record_file = Path(options["record_file"]) if options.get("record_file") else None
         self.inner = Processor(symbols=symbols, metrics=metrics, options={})
         self.rulesets = self.inner.rulesets
 
@@ -57,7 +62,13 @@ class HookedProcessor:
         if self.hang_marker and raw_crash.get(self.hang_marker) is True:
             while True:
                 time.sleep(1)
-        return self.inner.process(crash_id, raw_crash, dumps, ruleset=ruleset, previous=previous)
+        time.sleep(float(raw_crash.get("TestSleepMs", self.sleep_s * 1000)) / 1000)
+        processed = self.inner.process(crash_id, raw_crash, dumps, ruleset=ruleset,
+                                       previous=previous)
+        if self.record_file is not None:
+            with self.record_file.open("a", encoding="utf-8") as record:
+                record.write(f"{crash_id}\n")
+        return processed
 
     def poison(self, crash_id: str, raw_crash: dict[str, Any], reason: str) -> dict[str, Any]:
         return self.inner.poison(crash_id, raw_crash, reason)
