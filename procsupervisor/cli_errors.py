@@ -13,7 +13,7 @@ def describe(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.strerror:
         where = f": {exc.filename}" if exc.filename else ""
         return f"{exc.strerror}{where}"
-    if type(exc) in (ValueError, OSError):
+    if isinstance(exc, ValueError | OSError):
         return one_line(str(exc)) or type(exc).__name__
     text = one_line(str(exc))
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

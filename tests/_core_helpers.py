@@ -8,7 +8,10 @@ config's [processor] section:
 - `hang_marker`: a raw crash with this key set to true never finishes (deadline tests);
 - `sleep_ms`: every crash takes at least this long (chaos tests keep crashes in flight);
   a raw crash's `TestSleepMs` value, when present, replaces it for that crash;
-- `record_file`: each finished processing appends its crash id here (processed-twice counts).
+- `record_file`: each finished processing appends its crash id here (processed-twice counts);
+- `fail_start_if_exists`: while this file exists, building the processor fails, so workers
+  started from then on die before they are ready (crash-loop tests; `start` and a reload try
+  a worker's start first, so the file is created once the supervisor runs).
 (Benchmarks use the package's `procsupervisor.workers.bench_processor` instead.)
 """
 
@@ -36,6 +39,8 @@ class HookedProcessor:
         from procsupervisor.workers.processor import Processor
 
         options = dict(options or {})
+        if options.get("fail_start_if_exists") and Path(options["fail_start_if_exists"]).exists():
+            raise RuntimeError("test: this worker cannot start")
         self.hold_dir = Path(options["hold_dir"]) if options.get("hold_dir") else None
         self.hang_marker = options.get("hang_marker") or None
         self.sleep_s = float(options.get("sleep_ms") or 0) / 1000

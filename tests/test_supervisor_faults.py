@@ -168,10 +168,14 @@ def test_a_worker_over_its_memory_limit_is_replaced_after_its_crash(env) -> None
 
 def test_a_worker_that_cannot_start_is_respawned_with_backoff(env, tmp_path: Path) -> None:
     config_path, data_dir, _, _ = env
-    write_config(config_path, data_dir, workers=1)
-    config_path.write_text(config_path.read_text().replace(
-        "processor = _core_helpers:HookedProcessor", "processor = _core_helpers:NoSuchFactory"))
-    supervisor = SupervisorProcess(config_path, data_dir).launch()  # its worker never gets ready
+    broken = tmp_path / "workers-cannot-start"
+    write_config(config_path, data_dir, workers=1,
+                 processor_options={"fail_start_if_exists": str(broken)})
+    # `start` refuses a config no worker can start with (it tries one first), so the workers
+    # break once it runs: the next one never gets ready.
+    supervisor = SupervisorProcess(config_path, data_dir).start()
+    broken.touch()
+    os.kill(supervisor.status()["workers"][0]["pid"], signal.SIGKILL)
     try:
         supervisor.wait_for(lambda s: s["workers"] and s["workers"][0]["restarts"] >= 3,
                             what="several respawns")

@@ -253,7 +253,8 @@ class Dispatcher:
         in_use = {id(assignment.queue) for assignment in held}
         in_use |= {id(poison.queue) for poison in self.poison_pending}
         in_use |= {id(queue) for copies in self.held_duplicates.values() for queue, _ in copies}
-        for queue in [q for q in self.retired_queues if id(q) not in in_use]:
+        # A client still retrying a refused action (fs: the spool was not writable) is kept.
+        for queue in [q for q in self.retired_queues if id(q) not in in_use and not q.stuck()]:
             self.retired_queues.remove(queue)
             queue.close()
 
