@@ -27,6 +27,7 @@ LAZY_COMMANDS = {
     "stackwalk": "procsupervisor.stackwalk_command:stackwalk",
     "cache": "procsupervisor.cache.cli:cache",
     "db": "procsupervisor.storage.db_cli:db",
+    "dead": "procsupervisor.dead_letters_cli:dead",
 }
 
 
@@ -244,19 +245,10 @@ def process(ctx: click.Context, crash_id: str, ruleset: str | None, no_save: boo
 @config_options
 @click.pass_context
 def requeue_dead(ctx: click.Context) -> None:
-    """Move every dead-lettered crash back to the queue it came from."""
-    from procsupervisor.backends import make_queue
-    from procsupervisor.metrics import NullMetrics
+    """Move every dead-lettered crash back to the queue it came from (`dead requeue --all`)."""
+    from procsupervisor.dead_letters_cli import requeue
 
-    try:
-        queue = make_queue(load_config(ctx), NullMetrics())
-        try:
-            moved = queue.requeue_dead()
-        finally:
-            queue.close()
-    except OSError as exc:  # the queue (e.g. the broker) is unreachable
-        raise click.ClickException(f"cannot requeue dead letters: {exc}")
-    click.echo(f"requeued {moved} dead-lettered crash(es)")
+    ctx.invoke(requeue, letter_ids=(), every=True)
 
 
 if __name__ == "__main__":

@@ -370,8 +370,9 @@ class Supervisor:
         queues, totals = self.counters.snapshot(uptime)
         try:
             depths = self.queue.depths()
+            dead_letters = self.queue.dead_letter_count()
         except Exception as exc:
-            depths = {}
+            depths, dead_letters = {}, None
             log_event(log, logging.WARNING, "queue depths unavailable", error=str(exc))
         return {
             "pid": os.getpid(),
@@ -390,6 +391,7 @@ class Supervisor:
             "workers": self.pool.status(now),
             "queues": queues,
             "queue_depths": depths,
+            "dead_letters": dead_letters,
             "poison_pending": len(self.dispatcher.poison_pending),
             "crash_loop_backoff": self.pool.backoff_status(now),
             "totals": totals,

@@ -131,6 +131,9 @@ def render(status: Mapping[str, Any]) -> str:
             ],
         )
     )
+    if status.get("dead_letters") is not None:
+        lines.append(f"dead letters waiting: {status['dead_letters']}"
+                     + ("  (procsupervisor dead list)" if status["dead_letters"] else ""))
     totals = status["totals"]
     lines.append("")
     lines.append(
