@@ -276,7 +276,7 @@ def enqueue(ctx: click.Context, crash_ids: tuple[str, ...], queue_name: str) -> 
 def _with_stdin_ids(args: tuple[str, ...]) -> tuple[str, ...]:
     from_stdin = [
         word
-        for line in click.get_text_stream("stdin")
+        for line in sys.stdin
         for word in line.split("#", 1)[0].split()
     ]
     ids: list[str] = []

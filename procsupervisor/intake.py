@@ -93,9 +93,10 @@ def enqueue_ids(config: Config, bodies: Iterable[str], queue_name: str = "normal
 
 
 def _describe(exc: BaseException) -> str:
-    """One line: our own errors already say what failed; others get their type first."""
+    """One line: our own errors already say what failed; others get their type first, unless
+    their message names it already."""
     text = " ".join(str(exc).split())
-    if type(exc).__module__.startswith("procsupervisor."):
+    if type(exc).__module__.startswith("procsupervisor.") or f"{type(exc).__name__}:" in text:
         return text[:300]
     return f"{type(exc).__name__}: {text}"[:300]
 

@@ -120,6 +120,11 @@ class Service:
             raise ServiceError("privileges could not be dropped")
         entry = pwd.getpwuid(uid)
         os.environ.update(HOME=entry.pw_dir, USER=entry.pw_name, LOGNAME=entry.pw_name)
+        if not os.access(data_dir, os.W_OK | os.X_OK):
+            raise ServiceError(
+                f"data directory {data_dir} is not writable by user {entry.pw_name}"
+                " (chown it to that user, or let systemd's StateDirectory= create it)"
+            )
         log_event(log, logging.INFO, "privileges dropped", user=entry.pw_name, uid=uid, gid=gid)
 
     # -- while the supervisor runs ---------------------------------------------------------------
