@@ -126,3 +126,49 @@ def test_supervisor_sends_gauges_while_idle_and_few_datagrams_per_crash(
         assert processed, "the worker's per-crash metrics arrived"
     finally:
         supervisor.stop()
+
+
+def test_metrics_listen_must_be_loopback() -> None:
+    from procsupervisor.supervisor.prometheus import MetricsEndpointError, parse_listen
+
+    assert parse_listen("127.0.0.1:9187") == ("127.0.0.1", 9187)
+    assert parse_listen("[::1]:9187") == ("::1", 9187)
+    for bad in ("0.0.0.0:9187", "10.1.2.3:80", "127.0.0.1", "localhost:99999"):
+        with pytest.raises(MetricsEndpointError):
+            parse_listen(bad)
+
+
+@pytest.mark.slow
+def test_prometheus_endpoint_served_from_the_loop(tmp_path: Path) -> None:
+    import urllib.error
+    import urllib.request
+
+    from _backend_helpers import free_port
+
+    port = free_port()
+    data_dir = tmp_path / "data"
+    config_path = write_config(tmp_path / "p.ini", data_dir, workers=2)
+    config_path.write_text(config_path.read_text().replace(
+        "[supervisor]\n", f"[supervisor]\nmetrics_listen = 127.0.0.1:{port}\n", 1))
+    supervisor = SupervisorProcess(config_path, data_dir)
+    try:
+        supervisor.start()
+        submit(config_path)
+        supervisor.wait_for(lambda s: acked_total(s) == 1, what="crash processed")
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as reply:
+            assert reply.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+            text = reply.read().decode()
+        lines = text.splitlines()
+        for expected in ("# TYPE procsupervisor_workers_busy gauge",
+                         "procsupervisor_workers_up 2",
+                         'procsupervisor_queue_depth{queue="normal"} 0',
+                         'procsupervisor_queue_depth{queue="deadletter"} 0',
+                         "# TYPE procsupervisor_crashes_processed_total counter",
+                         "procsupervisor_crashes_processed_total 1"):
+            assert expected in lines, (expected, text)
+        with pytest.raises(urllib.error.HTTPError) as missing:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/other", timeout=10)
+        assert missing.value.code == 404
+        assert supervisor.status()["pid"] == supervisor.pid  # the loop is still serving
+    finally:
+        supervisor.stop()

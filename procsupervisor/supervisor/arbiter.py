@@ -111,6 +111,8 @@ class Supervisor:
                                              self._control_request)
             self.io_selector.register(self.control.fileno(), selectors.EVENT_READ,
                                       ("listen", None))
+            self.housekeeping.open_metrics_endpoint(self.config.supervisor.metrics_listen,
+                                                    self.io_selector, self.status)
             self._install_signals()
             recovered = self.queue.recover_in_flight()
             log_event(log, logging.INFO, "supervisor started", pid=os.getpid(),
@@ -155,6 +157,7 @@ class Supervisor:
         self._reap(block=True)
         if self.control is not None:
             self.control.close()
+        self.housekeeping.close()
         self.dispatcher.close_queues()
         self.metrics.close()
         if self._wakeup_w is not None:
@@ -181,6 +184,8 @@ class Supervisor:
                 self._accept_control()
             elif kind == "wakeup":
                 self._drain_wakeup()
+            elif kind == "call":  # a socket served by housekeeping (the metrics endpoint)
+                ref()
         self._handle_signals()
         now = time.monotonic()
         self.pool.enforce_deadlines(now)

@@ -10,6 +10,10 @@ readiness and watchdog pings, and the gauges an operator graphs (docs/operations
   wanted, worker restarts, in-flight crashes, throughput, uptime and a heartbeat counter, sent
   as one statsd batch; and a one-line STATUS for `systemctl status`.
 
+- With `[supervisor] metrics_listen`, the same figures as a Prometheus text endpoint on a
+  loopback port (prometheus.py), served from the loop's selector: a connection is registered
+  as `("call", callback)`, which the loop calls when it is readable.
+
 Everything is computed from the supervisor's own `status()`, the same figures `procsupervisor
 status` shows, so graphs and the status table never disagree.
 """
@@ -17,12 +21,14 @@ status` shows, so graphs and the status table never disagree.
 from __future__ import annotations
 
 import logging
+import selectors
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from procsupervisor.logs import log_event
 from procsupervisor.metrics import Metrics, NullMetrics, batched
 from procsupervisor.sdnotify import Notifier
+from procsupervisor.supervisor.prometheus import MetricsEndpoint, exposition
 
 log = logging.getLogger("procsupervisor.supervisor")
 
@@ -36,6 +42,8 @@ class Housekeeping:
         self.gauge_interval_s = gauge_interval_s
         self.ready_sent = False
         self._next_report = 0.0
+        self.endpoint: MetricsEndpoint | None = None
+        self._io_selector: selectors.BaseSelector | None = None
 
     def turn(
         self,
@@ -51,6 +59,9 @@ class Housekeeping:
             self.notifier.ready("processing")
             log_event(log, logging.INFO, "supervisor ready", systemd=self.notifier.enabled)
         self.notifier.ping_watchdog(now)
+        if self.endpoint is not None:
+            for fd in self.endpoint.expire():
+                self._unwatch(fd)
         if now < self._next_report:
             return
         self._next_report = now + self.gauge_interval_s
@@ -63,6 +74,54 @@ class Housekeeping:
             metrics.incr("supervisor.heartbeat")
         if self.ready_sent:
             self.notifier.status(status_line(snapshot))
+
+    # -- the Prometheus endpoint ----------------------------------------------------------------
+
+    def open_metrics_endpoint(self, listen: str, io_selector: selectors.BaseSelector,
+                              status: Callable[[], dict[str, Any]]) -> None:
+        if not listen:
+            return
+
+        def render() -> str:
+            snapshot = status()
+            return exposition(gauges(snapshot), snapshot)
+
+        self.endpoint = MetricsEndpoint(listen, render)
+        self._io_selector = io_selector
+        io_selector.register(self.endpoint.listener, selectors.EVENT_READ, ("call", self._accept))
+        log_event(log, logging.INFO, "prometheus endpoint listening",
+                  address=":".join(map(str, self.endpoint.address)))
+
+    def _accept(self) -> None:
+        assert self.endpoint is not None and self._io_selector is not None
+        sock = self.endpoint.accept()
+        if sock is not None:
+            fd = sock.fileno()
+            self._io_selector.register(fd, selectors.EVENT_READ, ("call", lambda: self._read(fd)))
+
+    def _read(self, fd: int) -> None:
+        assert self.endpoint is not None and self._io_selector is not None
+        data = self._io_selector.unregister(fd).data  # closed when answered: unwatch it first
+        if not self.endpoint.readable(fd):
+            self._io_selector.register(fd, selectors.EVENT_READ, data)
+
+    def _unwatch(self, fd: int) -> None:
+        if self._io_selector is not None:
+            try:
+                self._io_selector.unregister(fd)
+            except (KeyError, ValueError):
+                pass
+
+    def close(self) -> None:
+        if self.endpoint is not None:
+            if self._io_selector is not None:
+                for fd in [*self.endpoint.connections, self.endpoint.listener.fileno()]:
+                    self._unwatch(fd)
+            self.endpoint.close()
+            self.endpoint = None
+        self.notifier.close()
+
+    # -- systemd ----------------------------------------------------------------------------
 
     def reloading(self) -> None:
         self.notifier.reloading()
