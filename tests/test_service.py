@@ -290,7 +290,11 @@ def test_unit_file_passes_systemd_analyze_verify(tmp_path: Path) -> None:
     assert values["KillMode"] == "mixed"
     from procsupervisor.config import SUPERVISOR_DEFAULTS
 
-    assert float(values["TimeoutStopSec"]) > float(SUPERVISOR_DEFAULTS["graceful_timeout_s"])
+    example = (ROOT / "scripts" / "example-production.ini").read_text()
+    example_graceful = re.search(r"^graceful_timeout_s = (\S+)$", example, re.M)
+    assert example_graceful is not None
+    for graceful in (SUPERVISOR_DEFAULTS["graceful_timeout_s"], example_graceful.group(1)):
+        assert float(values["TimeoutStopSec"]) > float(graceful)
     # verify checks that ExecStart exists: point it at this checkout's command
     unit = tmp_path / "procsupervisor.service"
     installed = Path(PYTHON).parent / "procsupervisor"
