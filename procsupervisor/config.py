@@ -45,6 +45,7 @@ SUPERVISOR_DEFAULTS: dict[str, str] = {
     "socket": "",
     "worker_max_rss_mb": "",
     "processor": DEFAULT_PROCESSOR,
+    "metrics_listen": "",
 }
 
 
@@ -62,6 +63,7 @@ class SupervisorSettings:
     socket: Path
     worker_max_rss_mb: int | None
     processor: str  # "module:factory" building the crash processor inside each worker
+    metrics_listen: str = ""  # loopback host:port of the Prometheus endpoint; "" for none
 
 
 @dataclass(frozen=True)
@@ -256,6 +258,7 @@ def _build(
         socket=socket_path,
         worker_max_rss_mb=int(number("worker_max_rss_mb", int, 1)) if max_rss else None,
         processor=processor,
+        metrics_listen=supervisor["metrics_listen"].strip(),
     )
 
     queue = dict(sections["queue"])

@@ -7,7 +7,8 @@ Delivery is later finished with exactly one of `ack`, `retry` or `dead_letter`.
 from __future__ import annotations
 
 import abc
-from dataclasses import dataclass, field
+from collections.abc import Collection
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from procsupervisor.logical_queues import DEFAULT_QUEUE_NAMES
@@ -31,6 +32,28 @@ class Delivery:
     def ruleset(self) -> str | None:
         parts = self.body.split(":", 1)
         return parts[1] if len(parts) == 2 and parts[1] else None
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """One dead-lettered message as an operator sees it (`procsupervisor dead ...`).
+
+    `letter_id` is the backend's handle for this one letter (the spool file name, or an id
+    header in RabbitMQ); it is what `dead show/requeue/purge` take."""
+
+    letter_id: str
+    body: str  # crash id, or "crash_id:ruleset"
+    queue: str  # logical origin queue
+    attempts: int
+    reason: str
+    dead_lettered_at: str  # ISO 8601 UTC, "" when unknown
+
+    @property
+    def crash_id(self) -> str:
+        return self.body.split(":", 1)[0]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "crash_id": self.crash_id}
 
 
 class CrashQueue(abc.ABC):
@@ -59,6 +82,30 @@ class CrashQueue(abc.ABC):
     @abc.abstractmethod
     def requeue_dead(self) -> int:
         """Move every dead-lettered message back to its origin queue; return how many."""
+
+    # Dead letters one by one (docs/operations.md, "Dead letters"). They never change a letter
+    # they are not asked about, and an unknown id is simply not in the answer.
+
+    @abc.abstractmethod
+    def list_dead(self, limit: int | None = None) -> list[DeadLetter]:
+        """Dead letters, oldest first, at most `limit` of them."""
+
+    @abc.abstractmethod
+    def find_dead(self, letter_ids: Collection[str]) -> dict[str, DeadLetter]:
+        """The dead letters with these ids, by id."""
+
+    @abc.abstractmethod
+    def requeue_dead_letters(self, letter_ids: Collection[str]) -> set[str]:
+        """Move these dead letters back to their origin queues with a fresh attempt count;
+        return the ids moved."""
+
+    @abc.abstractmethod
+    def purge_dead(self, letter_ids: Collection[str]) -> set[str]:
+        """Delete these dead letters for good; return the ids deleted."""
+
+    def dead_letter_count(self) -> int | None:
+        """How many dead letters wait (best effort, for status); None when unknown."""
+        return None
 
     def recover_in_flight(self) -> int:
         """At start: put back whatever a dead supervisor left in flight; return how many."""

@@ -20,20 +20,27 @@ import signal
 import socket
 import time
 from collections import deque
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from procsupervisor import __version__
 from procsupervisor import config as config_module
 from procsupervisor.backends import make_metrics, make_queue
 from procsupervisor.config import Config, ConfigError
 from procsupervisor.logs import log_event, set_level
+from procsupervisor.metrics import batched
 from procsupervisor.protocol import Outcome, Progress, ProtocolError, Ready, Result, WorkerMessage
 from procsupervisor.queues.base import CrashQueue
+from procsupervisor.sdnotify import Notifier
 from procsupervisor.supervisor.control import ControlServer
 from procsupervisor.supervisor.dispatcher import Dispatcher
+from procsupervisor.supervisor.housekeeping import Housekeeping, gauge_interval_s
 from procsupervisor.supervisor.pool import WorkerPool
 from procsupervisor.supervisor.status import Counters, aggregate_cache_stats
 from procsupervisor.supervisor.worker_handle import WorkerHandle, WorkerState
+
+if TYPE_CHECKING:
+    from procsupervisor.service import Service
 
 log = logging.getLogger("procsupervisor.supervisor")
 
@@ -54,8 +61,11 @@ class SupervisorError(Exception):
 
 
 class Supervisor:
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, service: Service | None = None) -> None:
+        """`service`: what `start` prepared (a pre-bound control socket, the systemd
+        notifier, the log file); None runs without them, as the tests' in-process rigs do."""
         self.config = config
+        self.service = service
         self.reloads = 0
         self.last_reload_error: str | None = None
         self.workers = config.supervisor.workers  # wanted; the pool gets there over turns
@@ -74,6 +84,8 @@ class Supervisor:
         self._lock_fd: int | None = None
         self._wakeup_r: socket.socket | None = None
         self._wakeup_w: socket.socket | None = None
+        notifier = service.notifier if service is not None else Notifier(None)
+        self.housekeeping = Housekeeping(notifier, gauge_interval_s(config.statsd))
 
     @property
     def queue(self) -> CrashQueue:
@@ -84,12 +96,23 @@ class Supervisor:
 
     def run(self) -> int:
         """Run until stopped; return the process exit code."""
-        self._lock_data_dir()
+        # `start` takes the lock and binds the socket itself, before dropping root.
+        self._lock_fd, self.control = (
+            self.service.take_prepared() if self.service is not None else (None, None)
+        )
+        if self._lock_fd is None:
+            self._lock_fd = lock_data_dir(self.config.data_dir)
         try:
             self._set_title()
-            self.control = ControlServer(self.config.supervisor.socket, self._control_request)
+            if self.control is not None:
+                self.control.handler = self._control_request
+            else:
+                self.control = ControlServer(self.config.supervisor.socket,
+                                             self._control_request)
             self.io_selector.register(self.control.fileno(), selectors.EVENT_READ,
                                       ("listen", None))
+            self.housekeeping.open_metrics_endpoint(self.config.supervisor.metrics_listen,
+                                                    self.io_selector, self.status)
             self._install_signals()
             recovered = self.queue.recover_in_flight()
             log_event(log, logging.INFO, "supervisor started", pid=os.getpid(),
@@ -98,7 +121,8 @@ class Supervisor:
                       version=__version__)
             while not self._finished():
                 try:
-                    self._turn()
+                    with batched(self.metrics):  # a turn's metrics leave in few datagrams
+                        self._turn()
                 except Exception:
                     # A bug or an unexpected backend error must not take the pool down: log it
                     # and carry on with the next turn (after a tick, so it cannot spin).
@@ -109,17 +133,6 @@ class Supervisor:
             return 0
         finally:
             self._shutdown()
-
-    def _lock_data_dir(self) -> None:
-        data_dir = self.config.data_dir
-        data_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(data_dir / "supervisor.lock", os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            raise SupervisorError(f"another supervisor is running on {data_dir}")
-        self._lock_fd = fd
 
     def _install_signals(self) -> None:
         self._wakeup_r, self._wakeup_w = socket.socketpair()
@@ -144,6 +157,7 @@ class Supervisor:
         self._reap(block=True)
         if self.control is not None:
             self.control.close()
+        self.housekeeping.close()
         self.dispatcher.close_queues()
         self.metrics.close()
         if self._wakeup_w is not None:
@@ -170,6 +184,8 @@ class Supervisor:
                 self._accept_control()
             elif kind == "wakeup":
                 self._drain_wakeup()
+            elif kind == "call":  # a socket served by housekeeping (the metrics endpoint)
+                ref()
         self._handle_signals()
         now = time.monotonic()
         self.pool.enforce_deadlines(now)
@@ -185,6 +201,8 @@ class Supervisor:
         if self.control is not None:
             for fd in self.control.expire():
                 self._unregister(fd)
+        self.housekeeping.turn(now, workers_up=self.pool.up_count() >= self.workers,
+                               metrics=self.metrics, status=self.status)
 
     def _timeout(self) -> float:
         # Wake sooner when a respawn is due before the tick ends.
@@ -235,6 +253,8 @@ class Supervisor:
     # == operator actions =========================================================================
 
     def begin_stop(self, fast: bool) -> None:
+        if not self.draining:
+            self.housekeeping.stopping()
         if fast:
             log_event(log, logging.INFO, "fast stop: killing workers",
                       in_flight=len(self.dispatcher.in_flight))
@@ -254,11 +274,22 @@ class Supervisor:
         log_event(log, logging.INFO, "scaled", workers=self.workers)
 
     def reload(self) -> dict[str, Any]:
-        """Re-read the config; on error keep running as before and report it."""
+        """Re-read the config; on error keep running as before and report it. Either way the
+        log file is reopened (after a rotation) and systemd hears the reload begin and end."""
+        self.housekeeping.reloading()
+        if self.service is not None:
+            self.service.reopen_log()
+        try:
+            return self._reload()
+        finally:
+            self.housekeeping.reloaded()
+
+    def _reload(self) -> dict[str, Any]:
         old = self.config
         new_metrics = None
         try:
             new = config_module.load(old.path, data_dir=old.data_dir, overrides=old.overrides)
+            interval_s = gauge_interval_s(new.statsd)
             new_metrics = make_metrics(new) if new.statsd != old.statsd else None
             new_queue = None
             if new.queue != old.queue:
@@ -280,7 +311,10 @@ class Supervisor:
         self.config = new
         self.reloads += 1
         self.last_reload_error = None
-        self.workers = new.supervisor.workers
+        if new.supervisor.workers != old.supervisor.workers:
+            self.workers = new.supervisor.workers  # the file changed it: the file wins
+        # else a `scale` since the last load stays in force
+        self.housekeeping.gauge_interval_s = interval_s
         set_level(new.log_level)
         self.pool.new_generation(new)  # every worker is replaced by one of the new generation
         log_event(log, logging.INFO, "reloaded", generation=self.pool.generation,
@@ -370,8 +404,9 @@ class Supervisor:
         queues, totals = self.counters.snapshot(uptime)
         try:
             depths = self.queue.depths()
+            dead_letters = self.queue.dead_letter_count()
         except Exception as exc:
-            depths = {}
+            depths, dead_letters = {}, None
             log_event(log, logging.WARNING, "queue depths unavailable", error=str(exc))
         return {
             "pid": os.getpid(),
@@ -390,11 +425,16 @@ class Supervisor:
             "workers": self.pool.status(now),
             "queues": queues,
             "queue_depths": depths,
+            "dead_letters": dead_letters,
             "poison_pending": len(self.dispatcher.poison_pending),
+            "in_flight": len(self.dispatcher.in_flight),
+            "worker_restarts": self.pool.restarts,
             "crash_loop_backoff": self.pool.backoff_status(now),
             "totals": totals,
+            # Workers replaced by reloads or restarts count too: counters survive reloads.
             "symbol_cache": aggregate_cache_stats(
-                w.cache_stats for w in self.pool.handles.values()
+                [self.pool.retired_cache_stats,
+                 *(w.cache_stats for w in self.pool.handles.values())]
             ),
         }
 
@@ -404,3 +444,15 @@ class Supervisor:
         except ImportError:
             return
         setproctitle("procsupervisor: supervisor")
+
+
+def lock_data_dir(data_dir: Path) -> int:
+    """Hold the data directory for this supervisor (released when the process exits)."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(data_dir / "supervisor.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise SupervisorError(f"another supervisor is running on {data_dir}")
+    return fd

@@ -67,6 +67,21 @@ class Counters:
 SHARED_CACHE_FIGURES = frozenset({"size_bytes", "entries", "size_limit_bytes"})
 
 
+# Figures that are a level now (entries in a worker's memory), not a count since start: a
+# worker that is gone holds none of them any more.
+LEVEL_CACHE_FIGURES = SHARED_CACHE_FIGURES | {"memory_entries", "memory_bytes"}
+
+
+def add_counters(total: dict[str, Any], stats: Mapping[str, Any]) -> None:
+    """Add a departed worker's last cache counters to `total` (levels are left out)."""
+    for key, value in stats.items():
+        if key in LEVEL_CACHE_FIGURES or not isinstance(value, int | float):
+            continue
+        if isinstance(value, bool):
+            continue
+        total[key] = total.get(key, 0) + value
+
+
 def aggregate_cache_stats(stats: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     """Sum the per-worker cache counters the workers last reported; take the shared disk
     figures once (the latest, i.e. largest, report)."""
@@ -131,6 +146,9 @@ def render(status: Mapping[str, Any]) -> str:
             ],
         )
     )
+    if status.get("dead_letters") is not None:
+        lines.append(f"dead letters waiting: {status['dead_letters']}"
+                     + ("  (procsupervisor dead list)" if status["dead_letters"] else ""))
     totals = status["totals"]
     lines.append("")
     lines.append(
