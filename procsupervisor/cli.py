@@ -24,6 +24,7 @@ from procsupervisor.logs import configure as configure_logging
 from procsupervisor.storage.base import MAIN_DUMP_NAME
 
 LAZY_COMMANDS = {
+    "check": "procsupervisor.check_command:check",
     "stackwalk": "procsupervisor.stackwalk_command:stackwalk",
     "cache": "procsupervisor.cache.cli:cache",
     "db": "procsupervisor.storage.db_cli:db",

@@ -7,9 +7,10 @@ Delivery is later finished with exactly one of `ack`, `retry` or `dead_letter`.
 from __future__ import annotations
 
 import abc
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from procsupervisor.health import Health
 from procsupervisor.logical_queues import DEFAULT_QUEUE_NAMES
 
 
@@ -49,6 +50,11 @@ class CrashQueue(abc.ABC):
     def retry(self, delivery: Delivery, reason: str, delay_s: float) -> None:
         """Put it back to be delivered again after delay_s with attempt + 1; then ack it."""
 
+    def release(self, delivery: Delivery, reason: str, delay_s: float) -> None:
+        """Put it back without counting an attempt: it failed because a backend was down, not
+        because of the crash (docs/architecture.md §5). A retry of the previous attempt."""
+        self.retry(replace(delivery, attempt=delivery.attempt - 1), reason, delay_s)
+
     @abc.abstractmethod
     def dead_letter(self, delivery: Delivery, reason: str) -> None:
         """Move it to the dead-letter queue with origin queue, attempts and reason."""
@@ -63,6 +69,15 @@ class CrashQueue(abc.ABC):
     def recover_in_flight(self) -> int:
         """At start: put back whatever a dead supervisor left in flight; return how many."""
         return 0
+
+    def probe(self) -> Health:
+        """One cheap, bounded check that the queue answers as configured (for `check` and the
+        start); never raises."""
+        return Health.healthy()
+
+    def health(self) -> Health:
+        """What the live client last saw, without touching the network (for status)."""
+        return Health.healthy()
 
     def poll(self) -> None:  # noqa: B027 - optional hook
         """Called every loop turn: service the connection (heartbeats), flush pending work."""
