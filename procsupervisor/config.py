@@ -42,6 +42,7 @@ SUPERVISOR_DEFAULTS: dict[str, str] = {
     "graceful_timeout_s": "30",
     "max_attempts": "3",
     "retry_delay_s": "2",
+    "probe_max_interval_s": "10",
     "socket": "",
     "worker_max_rss_mb": "",
     "processor": DEFAULT_PROCESSOR,
@@ -62,6 +63,8 @@ class SupervisorSettings:
     socket: Path
     worker_max_rss_mb: int | None
     processor: str  # "module:factory" building the crash processor inside each worker
+    # Longest pause between probes of a backend that is down (docs/architecture.md §5).
+    probe_max_interval_s: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -256,6 +259,7 @@ def _build(
         socket=socket_path,
         worker_max_rss_mb=int(number("worker_max_rss_mb", int, 1)) if max_rss else None,
         processor=processor,
+        probe_max_interval_s=number("probe_max_interval_s", float, 0.1),
     )
 
     queue = dict(sections["queue"])

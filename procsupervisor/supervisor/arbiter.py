@@ -31,6 +31,7 @@ from procsupervisor.protocol import Outcome, Progress, ProtocolError, Ready, Res
 from procsupervisor.queues.base import CrashQueue
 from procsupervisor.supervisor.control import ControlServer
 from procsupervisor.supervisor.dispatcher import Dispatcher
+from procsupervisor.supervisor.health_monitor import HealthMonitor
 from procsupervisor.supervisor.pool import WorkerPool
 from procsupervisor.supervisor.status import Counters, aggregate_cache_stats
 from procsupervisor.supervisor.worker_handle import WorkerHandle, WorkerState
@@ -63,6 +64,7 @@ class Supervisor:
         queue = make_queue(config, self.metrics)
         self.counters = Counters(queue.queue_names)
         self.dispatcher = Dispatcher(config, queue, self.metrics, self.counters)
+        self.health = HealthMonitor(config, self.metrics)  # backends and the breaker (§5)
         self.io_selector = selectors.DefaultSelector()
         self.pool = WorkerPool(config, self.io_selector)
         self.draining = False
@@ -86,6 +88,7 @@ class Supervisor:
         """Run until stopped; return the process exit code."""
         self._lock_data_dir()
         try:
+            self._check_backends()
             self._set_title()
             self.control = ControlServer(self.config.supervisor.socket, self._control_request)
             self.io_selector.register(self.control.fileno(), selectors.EVENT_READ,
@@ -95,7 +98,8 @@ class Supervisor:
             log_event(log, logging.INFO, "supervisor started", pid=os.getpid(),
                       workers=self.workers, data_dir=str(self.config.data_dir),
                       config=str(self.config.path or "-"), recovered_in_flight=recovered,
-                      version=__version__)
+                      version=__version__,
+                      health=self.health.status(time.monotonic(), self.queue)["state"])
             while not self._finished():
                 try:
                     self._turn()
@@ -121,6 +125,13 @@ class Supervisor:
             raise SupervisorError(f"another supervisor is running on {data_dir}")
         self._lock_fd = fd
 
+    def _check_backends(self) -> None:
+        """Refuse to start on a misconfigured backend; start degraded on an unreachable one."""
+        refused = self.health.check_at_start(self.queue)
+        if refused:
+            more = f" (and {len(refused) - 1} more: run `procsupervisor check`)"
+            raise SupervisorError(refused[0] + (more if refused[1:] else ""))
+
     def _install_signals(self) -> None:
         self._wakeup_r, self._wakeup_w = socket.socketpair()
         for sock in (self._wakeup_r, self._wakeup_w):
@@ -144,6 +155,7 @@ class Supervisor:
         self._reap(block=True)
         if self.control is not None:
             self.control.close()
+        self.health.close()
         self.dispatcher.close_queues()
         self.metrics.close()
         if self._wakeup_w is not None:
@@ -179,6 +191,7 @@ class Supervisor:
             stopping = self.draining and not self.dispatcher.poison_pending
             self.pool.maintain(now, workers=self.workers, draining=self.draining,
                                stopping=stopping)
+        self.health.tick(now)
         self._dispatch()
         self.dispatcher.close_retired_queues(self.pool.assignments())
         self.dispatcher.poll_queues()
@@ -230,7 +243,8 @@ class Supervisor:
 
     def _dispatch(self) -> None:
         if not self.hard_stop:
-            self.dispatcher.dispatch(self.pool.available(), draining=self.draining)
+            self.dispatcher.dispatch(self.pool.available(), draining=self.draining,
+                                     pulling=self.health.allow_pull())
 
     # == operator actions =========================================================================
 
@@ -277,6 +291,7 @@ class Supervisor:
             self.metrics.close()
             self.metrics = new_metrics
         self.dispatcher.reconfigure(new, self.metrics, new_queue)
+        self.health.reconfigure(new, self.metrics)
         self.config = new
         self.reloads += 1
         self.last_reload_error = None
@@ -320,7 +335,10 @@ class Supervisor:
             worker.note_stage(message.stage)
             return
         self.dispatcher.on_result(worker, message)
+        if message.outcome is Outcome.UNAVAILABLE:
+            self.health.crash_unavailable(message.backend, message.reason, time.monotonic())
         if message.outcome is Outcome.OK:
+            self.health.crash_succeeded(time.monotonic())
             self.pool.worker_succeeded(worker)
         self.pool.retire_if_over_memory(worker)
 
@@ -393,6 +411,7 @@ class Supervisor:
             "poison_pending": len(self.dispatcher.poison_pending),
             "crash_loop_backoff": self.pool.backoff_status(now),
             "totals": totals,
+            "health": self.health.status(now, self.queue),
             "symbol_cache": aggregate_cache_stats(
                 w.cache_stats for w in self.pool.handles.values()
             ),
