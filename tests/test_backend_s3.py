@@ -20,8 +20,8 @@ from _backend_helpers import (
 )
 
 from procsupervisor.crashid import InvalidCrashId
-from procsupervisor.metrics import NullMetrics
 from procsupervisor.health import Health, HealthStatus, describe_cause
+from procsupervisor.metrics import NullMetrics
 from procsupervisor.storage.base import (
     BackendUnavailable,
     CrashNotFound,
