@@ -65,7 +65,7 @@ class CrashHandler:
         self.destinations: list[CrashDestination] = make_destinations(config, self.metrics)
         # Named as in the config, which is how the supervisor probes them.
         self.destination_names = {
-            id(destination): name
+            id(destination): backend_name("destination", name)
             for destination, name in zip(self.destinations, config.destination_order, strict=True)
         }
         self.symbols: CachingSymbolProvider = provider_from_config(

@@ -173,14 +173,14 @@ class BrokerConnection:
         params.retry_delay = 0
         try:
             connection = pika.BlockingConnection(params)
+            try:
+                connection.channel().close()
+            finally:
+                _quiet_close(connection)
         except Exception as exc:
+            if not self.connected:
+                self.last_error = exc  # `health` says so until a connection succeeds
             return broker_health(exc, self.describe(exc))
-        try:
-            connection.channel().close()
-        except Exception as exc:
-            return broker_health(exc, self.describe(exc))
-        finally:
-            _quiet_close(connection)
         return Health.healthy()
 
     def _drop(self) -> None:

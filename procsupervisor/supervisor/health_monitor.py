@@ -48,10 +48,16 @@ class BackendState:
     failed_probes: int = 0
     next_probe_at: float | None = None  # None: no probe wanted
     times_opened: int = 0
+    guarded: bool = False  # every crash needs it: its outage opens the breaker
+
+    def __post_init__(self) -> None:
+        self.guarded = self.guarded or self.name.split(" ", 1)[0] in GUARDED_ROLES
 
     @property
-    def guarded(self) -> bool:
-        return self.name.split(" ", 1)[0] in GUARDED_ROLES
+    def tags(self) -> dict[str, str]:
+        """Metric tags: `role:destination,backend:postgres` (tag values hold no spaces)."""
+        role, _, backend = self.name.partition(" ")
+        return {"role": role, "backend": backend.replace(" ", "_")}
 
 
 class HealthMonitor:
@@ -95,6 +101,7 @@ class HealthMonitor:
     def crash_unavailable(self, name: str | None, reason: str, now: float) -> None:
         """A worker could not process a crash because `name` failed: open its breaker."""
         state = self._state(name or UNKNOWN_BACKEND)
+        state.guarded = True  # whatever its name, crashes fail without it
         if state.breaker_open:
             return
         health = state.health if not state.health.ok else Health.unreachable(reason)
@@ -166,8 +173,8 @@ class HealthMonitor:
         state.times_opened += 1
         log_event(log, logging.WARNING, "breaker open: pulling stopped", backend=state.name,
                   status=health.status, cause=health.cause, opened_by=opened_by)
-        self.metrics.incr("supervisor.breaker.opened", tags={"backend": state.name})
-        self.metrics.gauge("supervisor.breaker.open", 1, tags={"backend": state.name})
+        self.metrics.incr("supervisor.breaker.opened", tags=state.tags)
+        self.metrics.gauge("supervisor.breaker.open", 1, tags=state.tags)
 
     def _up(self, state: BackendState, now: float, evidence: str) -> None:
         was_open = state.breaker_open
@@ -180,7 +187,7 @@ class HealthMonitor:
         if was_open:
             log_event(log, logging.WARNING, "breaker closed: pulling resumed", backend=state.name,
                       open_s=round(open_s, 3), evidence=evidence)
-            self.metrics.gauge("supervisor.breaker.open", 0, tags={"backend": state.name})
+            self.metrics.gauge("supervisor.breaker.open", 0, tags=state.tags)
         else:
             log_event(log, logging.INFO, "backend healthy again", backend=state.name,
                       evidence=evidence)
