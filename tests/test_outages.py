@@ -130,6 +130,11 @@ def run_outage(
         shown = cli_status(supervisor)
         assert shown.returncode == 0, shown.stdout + shown.stderr
         assert "health: healthy" in shown.stdout
+        # The probes ran in throwaway children: the supervisor never loaded a storage client
+        # (psycopg2's C extension shows in a process's memory map once imported).
+        worker_pid = done["workers"][0]["pid"]
+        assert "_psycopg" in Path(f"/proc/{worker_pid}/maps").read_text()
+        assert "_psycopg" not in Path(f"/proc/{supervisor.pid}/maps").read_text()
         log = supervisor.log(None)
     finally:
         supervisor.stop()
