@@ -126,14 +126,18 @@ class HealthMonitor:
             self._apply(results, now)
         if self.prober.busy:
             return
-        if self._probe_everything:
-            self._probe_everything = False
-            self.prober.start(self.config, None)
-            return
         due = [state.name for state in self.backends.values()
                if state.next_probe_at is not None and state.next_probe_at <= now]
-        if due:
-            self.prober.start(self.config, due)
+        if not (due or self._probe_everything):
+            return
+        try:
+            self.prober.start(self.config, None if self._probe_everything else due)
+        except OSError as exc:  # no fork now (process limit): try again a little later
+            log_event(log, logging.WARNING, "cannot start a backend probe", error=str(exc))
+            for name in due:
+                self.backends[name].next_probe_at = now + PROBE_FIRST_DELAY_S
+            return
+        self._probe_everything = False
 
     def _apply(self, results: ProbeResults, now: float) -> None:
         if results.requested is None and results.failure is None:

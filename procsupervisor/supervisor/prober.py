@@ -75,7 +75,12 @@ class Prober:
         if self.run is not None:
             raise RuntimeError("a probe is already running")
         read_fd, write_fd = os.pipe()
-        pid = os.fork()
+        try:
+            pid = os.fork()
+        except OSError:
+            os.close(read_fd)
+            os.close(write_fd)
+            raise
         if pid == 0:
             os.close(read_fd)
             _run_probe_entry(config, names, write_fd)
