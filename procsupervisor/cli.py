@@ -30,7 +30,10 @@ from procsupervisor.logs import LOG_FORMATS
 from procsupervisor.logs import configure as configure_logging
 from procsupervisor.storage.base import MAIN_DUMP_NAME
 
+STATUS_DEGRADED = 3  # `status` exit code of a running supervisor with a backend down
+
 LAZY_COMMANDS = {
+    "check": "procsupervisor.check_command:check",
     "stackwalk": "procsupervisor.stackwalk_command:stackwalk",
     "cache": "procsupervisor.cache.cli:cache",
     "db": "procsupervisor.storage.db_cli:db",
@@ -115,7 +118,12 @@ _queue_option = click.option(
 @click.pass_context
 def start(ctx: click.Context, workers: int | None, pidfile: str | None, log_file: str | None,
           log_format: str, user: str | None, group: str | None) -> None:
-    """Run the supervisor in the foreground until TERM/INT (graceful) or QUIT (fast)."""
+    """Run the supervisor in the foreground until TERM/INT (graceful) or QUIT (fast).
+
+    A misconfigured backend (credentials, missing database, schema, bucket or vhost) refuses
+    the start with one line and exit status 1; an unreachable one starts the supervisor
+    degraded, with pulling stopped until a probe finds it back.
+    """
     from procsupervisor.service import Service, ServiceError, ServiceOptions
     from procsupervisor.supervisor.arbiter import Supervisor, SupervisorError
     from procsupervisor.supervisor.control import AlreadyRunning, ControlError
@@ -148,7 +156,14 @@ def start(ctx: click.Context, workers: int | None, pidfile: str | None, log_file
 @click.option("--json", "as_json", is_flag=True, help="Print the raw JSON status.")
 @click.pass_context
 def status(ctx: click.Context, as_json: bool) -> None:
-    """Show the running supervisor's workers, queues and throughput."""
+    """Show the running supervisor's workers, queues, throughput and backend health.
+
+    \b
+    Exit status:
+      0  running, every backend healthy
+      1  no supervisor answers (or the request failed)
+      3  running but degraded: a backend is unreachable or misconfigured, or a breaker is open
+    """
     from procsupervisor.supervisor.status import render
 
     reply = _control(ctx, "status")
@@ -156,6 +171,8 @@ def status(ctx: click.Context, as_json: bool) -> None:
         click.echo(json.dumps(reply["status"], indent=2, sort_keys=True))
     else:
         click.echo(render(reply["status"]))
+    health = reply["status"].get("health") or {}
+    sys.exit(STATUS_DEGRADED if health.get("state") == "degraded" else 0)
 
 
 @main.command()

@@ -42,6 +42,7 @@ SUPERVISOR_DEFAULTS: dict[str, str] = {
     "graceful_timeout_s": "30",
     "max_attempts": "3",
     "retry_delay_s": "2",
+    "probe_max_interval_s": "10",
     "socket": "",
     "worker_max_rss_mb": "",
     "processor": DEFAULT_PROCESSOR,
@@ -64,6 +65,8 @@ class SupervisorSettings:
     worker_max_rss_mb: int | None
     processor: str  # "module:factory" building the crash processor inside each worker
     metrics_listen: str = ""  # loopback host:port of the Prometheus endpoint; "" for none
+    # Longest pause between probes of a backend that is down (docs/architecture.md §5).
+    probe_max_interval_s: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -259,6 +262,7 @@ def _build(
         worker_max_rss_mb=int(number("worker_max_rss_mb", int, 1)) if max_rss else None,
         processor=processor,
         metrics_listen=supervisor["metrics_listen"].strip(),
+        probe_max_interval_s=number("probe_max_interval_s", float, 0.1),
     )
 
     queue = dict(sections["queue"])

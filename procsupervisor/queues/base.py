@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Collection
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from procsupervisor.health import Health
 from procsupervisor.logical_queues import DEFAULT_QUEUE_NAMES
 
 
@@ -72,6 +73,11 @@ class CrashQueue(abc.ABC):
     def retry(self, delivery: Delivery, reason: str, delay_s: float) -> None:
         """Put it back to be delivered again after delay_s with attempt + 1; then ack it."""
 
+    def release(self, delivery: Delivery, reason: str, delay_s: float) -> None:
+        """Put it back without counting an attempt: it failed because a backend was down, not
+        because of the crash (docs/architecture.md §5). A retry of the previous attempt."""
+        self.retry(replace(delivery, attempt=delivery.attempt - 1), reason, delay_s)
+
     @abc.abstractmethod
     def dead_letter(self, delivery: Delivery, reason: str) -> None:
         """Move it to the dead-letter queue with origin queue, attempts and reason."""
@@ -110,6 +116,15 @@ class CrashQueue(abc.ABC):
     def recover_in_flight(self) -> int:
         """At start: put back whatever a dead supervisor left in flight; return how many."""
         return 0
+
+    def probe(self) -> Health:
+        """One cheap, bounded check that the queue answers as configured (for `check` and the
+        start); never raises."""
+        return Health.healthy()
+
+    def health(self) -> Health:
+        """What the live client last saw, without touching the network (for status)."""
+        return Health.healthy()
 
     def poll(self) -> None:  # noqa: B027 - optional hook
         """Called every loop turn: service the connection (heartbeats), flush pending work."""

@@ -24,6 +24,7 @@ from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
+from procsupervisor.health import Health
 from procsupervisor.logical_queues import DEFAULT_QUEUE_NAMES
 from procsupervisor.metrics import Metrics
 from procsupervisor.queues.base import CrashQueue, DeadLetter, Delivery
@@ -140,6 +141,12 @@ class FSQueue(CrashQueue):
         }
         self._write_atomically(self._dead / _message_name(time.time_ns()), message)
         _unlink(delivery.tag)
+
+    def probe(self) -> Health:
+        for folder in (*self._ready.values(), *self._inflight.values(), self._dead, self._tmp):
+            if not os.access(folder, os.R_OK | os.W_OK | os.X_OK):
+                return Health.misconfigured(f"PermissionError: {folder} is not writable")
+        return Health.healthy()
 
     # -- maintenance --------------------------------------------------------------------------
 

@@ -38,6 +38,7 @@ from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import Any
 
+from procsupervisor.health import Health
 from procsupervisor.logical_queues import DEFAULT_QUEUE_NAMES
 from procsupervisor.metrics import Metrics, NullMetrics
 from procsupervisor.queues import rabbitmq_dead
@@ -155,6 +156,12 @@ class RabbitMQQueue(CrashQueue):
 
     def _deadletter_arguments(self) -> dict[str, Any]:
         return {"x-queue-type": "quorum"} if self.quorum else {}
+
+    def probe(self) -> Health:
+        return self.broker.probe()
+
+    def health(self) -> Health:
+        return self.broker.health()
 
     def poll(self) -> None:
         self.broker.poll()
@@ -304,7 +311,8 @@ class RabbitMQQueue(CrashQueue):
         for _ in range(max(2, self.broker.connection_attempts)):
             if not self.broker.connect_now():
                 last_error = ConnectionError(
-                    f"cannot connect to RabbitMQ at {safe_url(self.broker.url)}"
+                    f"cannot connect to RabbitMQ at {safe_url(self.broker.url)}:"
+                    f" {self.broker.describe(self.broker.last_error)}"
                 )
                 continue
             try:
@@ -313,7 +321,7 @@ class RabbitMQQueue(CrashQueue):
             except (pika.exceptions.AMQPError, OSError) as exc:
                 last_error = exc
                 self.broker.broken("publish", exc)
-        raise ConnectionError(f"publish to {queue} failed: {describe_error(last_error)}")
+        raise ConnectionError(f"publish to {queue} failed: {self.broker.describe(last_error)}")
 
     def requeue_dead(self) -> int:
         """Move every dead-lettered message back to its origin queue with a fresh attempt count.

@@ -34,6 +34,7 @@ from procsupervisor.queues.base import CrashQueue
 from procsupervisor.sdnotify import Notifier
 from procsupervisor.supervisor.control import ControlServer
 from procsupervisor.supervisor.dispatcher import Dispatcher
+from procsupervisor.supervisor.health_monitor import HealthMonitor
 from procsupervisor.supervisor.housekeeping import Housekeeping, gauge_interval_s
 from procsupervisor.supervisor.pool import WorkerPool
 from procsupervisor.supervisor.status import Counters, aggregate_cache_stats
@@ -73,6 +74,7 @@ class Supervisor:
         queue = make_queue(config, self.metrics)
         self.counters = Counters(queue.queue_names)
         self.dispatcher = Dispatcher(config, queue, self.metrics, self.counters)
+        self.health = HealthMonitor(config, self.metrics)  # backends and the breaker (§5)
         self.io_selector = selectors.DefaultSelector()
         self.pool = WorkerPool(config, self.io_selector)
         self.draining = False
@@ -103,6 +105,7 @@ class Supervisor:
         if self._lock_fd is None:
             self._lock_fd = lock_data_dir(self.config.data_dir)
         try:
+            self._check_backends()
             self._set_title()
             if self.control is not None:
                 self.control.handler = self._control_request
@@ -118,7 +121,8 @@ class Supervisor:
             log_event(log, logging.INFO, "supervisor started", pid=os.getpid(),
                       workers=self.workers, data_dir=str(self.config.data_dir),
                       config=str(self.config.path or "-"), recovered_in_flight=recovered,
-                      version=__version__)
+                      version=__version__,
+                      health=self.health.status(time.monotonic(), self.queue)["state"])
             while not self._finished():
                 try:
                     with batched(self.metrics):  # a turn's metrics leave in few datagrams
@@ -133,6 +137,13 @@ class Supervisor:
             return 0
         finally:
             self._shutdown()
+
+    def _check_backends(self) -> None:
+        """Refuse to start on a misconfigured backend; start degraded on an unreachable one."""
+        refused = self.health.check_at_start(self.queue)
+        if refused:
+            more = f" (and {len(refused) - 1} more: run `procsupervisor check`)"
+            raise SupervisorError(refused[0] + (more if refused[1:] else ""))
 
     def _install_signals(self) -> None:
         self._wakeup_r, self._wakeup_w = socket.socketpair()
@@ -158,6 +169,7 @@ class Supervisor:
         if self.control is not None:
             self.control.close()
         self.housekeeping.close()
+        self.health.close()
         self.dispatcher.close_queues()
         self.metrics.close()
         if self._wakeup_w is not None:
@@ -195,6 +207,7 @@ class Supervisor:
             stopping = self.draining and not self.dispatcher.poison_pending
             self.pool.maintain(now, workers=self.workers, draining=self.draining,
                                stopping=stopping)
+        self.health.tick(now)
         self._dispatch()
         self.dispatcher.close_retired_queues(self.pool.assignments())
         self.dispatcher.poll_queues()
@@ -248,7 +261,8 @@ class Supervisor:
 
     def _dispatch(self) -> None:
         if not self.hard_stop:
-            self.dispatcher.dispatch(self.pool.available(), draining=self.draining)
+            self.dispatcher.dispatch(self.pool.available(), draining=self.draining,
+                                     pulling=self.health.allow_pull())
 
     # == operator actions =========================================================================
 
@@ -308,6 +322,7 @@ class Supervisor:
             self.metrics.close()
             self.metrics = new_metrics
         self.dispatcher.reconfigure(new, self.metrics, new_queue)
+        self.health.reconfigure(new, self.metrics)
         self.config = new
         self.reloads += 1
         self.last_reload_error = None
@@ -354,7 +369,10 @@ class Supervisor:
             worker.note_stage(message.stage)
             return
         self.dispatcher.on_result(worker, message)
+        if message.outcome is Outcome.UNAVAILABLE:
+            self.health.crash_unavailable(message.backend, message.reason, time.monotonic())
         if message.outcome is Outcome.OK:
+            self.health.crash_succeeded(time.monotonic())
             self.pool.worker_succeeded(worker)
         self.pool.retire_if_over_memory(worker)
 
@@ -431,6 +449,7 @@ class Supervisor:
             "worker_restarts": self.pool.restarts,
             "crash_loop_backoff": self.pool.backoff_status(now),
             "totals": totals,
+            "health": self.health.status(now, self.queue),
             # Workers replaced by reloads or restarts count too: counters survive reloads.
             "symbol_cache": aggregate_cache_stats(
                 [self.pool.retired_cache_stats,

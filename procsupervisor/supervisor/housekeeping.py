@@ -169,6 +169,15 @@ def gauges(status: Mapping[str, Any]) -> dict[str, float]:
     totals = status.get("totals") or {}
     if "per_s" in totals:
         found["supervisor.crashes_per_s"] = totals["per_s"]
+    health = status.get("health")
+    if health:
+        found["supervisor.degraded"] = 1 if health.get("state") == "degraded" else 0
+        found["supervisor.pulling"] = 1 if health.get("pulling") else 0
+        # Backend names ("destination postgres") become "destination_postgres" in the name.
+        for backend, row in (health.get("backends") or {}).items():
+            if row.get("breaker") is not None:
+                key = backend.replace(" ", "_")
+                found[f"supervisor.breaker_open.{key}"] = 1 if row["breaker"] == "open" else 0
     return found
 
 

@@ -114,6 +114,7 @@ def render(status: Mapping[str, Any]) -> str:
     ]
     if status.get("last_reload_error"):
         lines.append(f"last reload failed: {status['last_reload_error']}")
+    lines.extend(health_lines(status.get("health")))
     lines.append("")
     lines.append(
         _table(
@@ -160,6 +161,28 @@ def render(status: Mapping[str, Any]) -> str:
     if cache:
         lines.extend(_cache_lines(cache))
     return "\n".join(lines)
+
+
+def health_lines(health: Mapping[str, Any] | None) -> list[str]:
+    """`health: healthy`, or the state and one line per backend that is down or breaker-open."""
+    if not health:
+        return []
+    state = str(health.get("state", "unknown"))
+    lines = [f"health: {state}" + ("" if health.get("pulling", True) else "  (pulling stopped)")]
+    for name, row in (health.get("backends") or {}).items():
+        if row.get("status") == "healthy" and row.get("breaker") != "open":
+            continue
+        parts = [f"  {name}: {row.get('status')}"]
+        if row.get("breaker") == "open":
+            parts.append(f"breaker open {row.get('open_s') or 0:.0f}s")
+        if row.get("failed_probes"):
+            parts.append(f"probes failed {row['failed_probes']}")
+        if row.get("next_probe_s") is not None:
+            parts.append(f"next probe in {row['next_probe_s']:.1f}s")
+        if row.get("cause"):
+            parts.append(str(row["cause"]))
+        lines.append("  ".join(parts))
+    return lines
 
 
 # Cache counters that each mean something went wrong; the table shows their sum (`status --json`
