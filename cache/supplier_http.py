@@ -17,11 +17,13 @@ import urllib3
 from procsupervisor.cache.download import stream_to_tempfile
 from procsupervisor.cache.errors import ShortDownloadError, SupplierError
 from procsupervisor.cache.supplier_base import FetchedSymbols
+from procsupervisor.health import Health, describe_network_error
 
 NOT_FOUND_STATUSES = frozenset({403, 404, 410})
 _CHUNK = 1 << 20
 _BACKOFF_FIRST_S = 0.2
 _BACKOFF_MAX_S = 5.0
+_PROBE_TIMEOUT_S = 5.0
 
 
 def _retryable(status: int) -> bool:
@@ -50,6 +52,21 @@ class HttpSymbolServer:
 
     def __repr__(self) -> str:
         return f"HttpSymbolServer({self.base_url!r})"
+
+    def probe(self) -> Health:
+        """HEAD the server's root once. Any answer below 500 will do: many symbol servers
+        refuse to list their root (403, 404) and still serve files."""
+        try:
+            response = self.session.head(
+                self.base_url + "/", timeout=min(self.timeout_s, _PROBE_TIMEOUT_S),
+                allow_redirects=False,
+            )
+        except requests.RequestException as exc:
+            netloc = urllib.parse.urlsplit(self.base_url).netloc
+            return Health.unreachable(describe_network_error(exc, netloc))
+        if _retryable(response.status_code):
+            return Health.unreachable(f"HTTP {response.status_code} from {self.base_url}")
+        return Health.healthy()
 
     def fetch(self, relpath: str, workdir: Path) -> FetchedSymbols | None:
         quoted = urllib.parse.quote(relpath, safe="/")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from procsupervisor.cache.supplier_base import FetchedSymbols
+from procsupervisor.health import Health
 from procsupervisor.workers.stackwalker.symbols.paths import find_symbol_file
 
 
@@ -16,6 +17,11 @@ class LocalDirectorySupplier:
 
     def __repr__(self) -> str:
         return f"LocalDirectorySupplier({str(self.root)!r})"
+
+    def probe(self) -> Health:
+        if not self.root.is_dir():
+            return Health.misconfigured(f"FileNotFoundError: {self.root} is not a directory")
+        return Health.healthy()
 
     def fetch(self, relpath: str, workdir: Path) -> FetchedSymbols | None:
         path = find_symbol_file(self.root, relpath)

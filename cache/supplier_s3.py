@@ -10,6 +10,7 @@ import botocore.exceptions
 from procsupervisor.cache.download import stream_to_tempfile
 from procsupervisor.cache.errors import SupplierError
 from procsupervisor.cache.supplier_base import FetchedSymbols
+from procsupervisor.health import Health, describe_cause
 
 NOT_FOUND_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
 _CHUNK = 1 << 20
@@ -44,6 +45,21 @@ class S3SymbolSupplier:
 
     def __repr__(self) -> str:
         return f"S3SymbolSupplier(s3://{self.bucket}/{self.prefix})"
+
+    def probe(self) -> Health:
+        """HEAD the bucket: a missing bucket or refused access is a configuration to fix."""
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+        except botocore.exceptions.ClientError as exc:
+            code = str(exc.response.get("Error", {}).get("Code", ""))
+            if code in ("404", "NoSuchBucket"):
+                return Health.misconfigured(f"NoSuchBucket: bucket {self.bucket!r} does not exist")
+            if code in ("403", "AccessDenied"):
+                return Health.misconfigured(f"AccessDenied: no access to bucket {self.bucket!r}")
+            return Health.unreachable(describe_cause(exc))
+        except Exception as exc:
+            return Health.unreachable(describe_cause(exc))
+        return Health.healthy()
 
     def fetch(self, relpath: str, workdir: Path) -> FetchedSymbols | None:
         base_key = f"{self.prefix}/{relpath}" if self.prefix else relpath

@@ -20,15 +20,26 @@ from typing import Any
 import click
 
 from procsupervisor import crashid
-from procsupervisor.cli_context import config_options, control_socket_path, load_config
+from procsupervisor.cli_context import (
+    DATA_DIR_FLAG,
+    config_options,
+    control_socket_path,
+    load_config,
+    one_line,
+)
 from procsupervisor.cli_errors import describe
+from procsupervisor.logs import LOG_FORMATS
 from procsupervisor.logs import configure as configure_logging
 from procsupervisor.storage.base import MAIN_DUMP_NAME, TransientStorageError
 
+STATUS_DEGRADED = 3  # `status` exit code of a running supervisor with a backend down
+
 LAZY_COMMANDS = {
+    "check": "procsupervisor.check_command:check",
     "stackwalk": "procsupervisor.stackwalk_command:stackwalk",
     "cache": "procsupervisor.cache.cli:cache",
     "db": "procsupervisor.storage.db_cli:db",
+    "dead": "procsupervisor.dead_letters_cli:dead",
 }
 
 
@@ -98,25 +109,55 @@ _queue_option = click.option(
 @config_options
 @click.option("--workers", "-w", type=click.IntRange(0, 1024), default=None,
               help="Worker count (overrides [supervisor] workers, also across reloads).")
+@click.option("--pidfile", type=click.Path(dir_okay=False), default=None,
+              help="Write the supervisor's pid here (removed on exit).")
+@click.option("--log-file", type=click.Path(dir_okay=False), default=None,
+              help="Append logs (the workers' too) to this file instead of stderr.")
+@click.option("--log-format", type=click.Choice(LOG_FORMATS), default="kv", show_default=True,
+              help="key=value lines, or one JSON object per line.")
+@click.option("--user", default=None, help="Run as this user once the socket and logs are open.")
+@click.option("--group", default=None, help="Run as this group (default: the user's).")
 @click.pass_context
-def start(ctx: click.Context, workers: int | None) -> None:
-    """Run the supervisor in the foreground until TERM/INT (graceful) or QUIT (fast)."""
+def start(ctx: click.Context, workers: int | None, pidfile: str | None, log_file: str | None,
+          log_format: str, user: str | None, group: str | None) -> None:
+    """Run the supervisor in the foreground until TERM/INT (graceful) or QUIT (fast).
+
+    A misconfigured backend (credentials, missing database, schema, bucket or vhost) refuses
+    the start with one line and exit status 1; an unreachable one starts the supervisor
+    degraded, with pulling stopped until a probe finds it back.
+    """
+    from procsupervisor.service import Service, ServiceError, ServiceOptions
     from procsupervisor.supervisor.arbiter import Supervisor, SupervisorError
     from procsupervisor.supervisor.control import AlreadyRunning, ControlError
     from procsupervisor.worker_probe import check_worker_start
 
     overrides = {"workers": str(workers)} if workers is not None else None
     config = load_config(ctx, overrides)
-    configure_logging(config.log_level)
-    # A value only a worker can judge (the processor, the symbol cache directory) is tried
-    # now: a pool of workers dying at start for ever would look like a running service.
-    problem = check_worker_start(config)
-    if problem:
-        raise click.ClickException(f"cannot start: workers cannot start: {problem}")
+    service = Service(ServiceOptions(
+        pidfile=Path(pidfile).absolute() if pidfile else None,
+        log_file=Path(log_file).absolute() if log_file else None,
+        user=user, group=group,
+    ))
     try:
-        code = Supervisor(config).run()
-    except (SupervisorError, AlreadyRunning, ControlError, OSError, ValueError) as exc:
-        raise click.ClickException(f"cannot start: {exc}")
+        try:
+            service.open_log()
+            configure_logging(config.log_level, log_format)
+            service.write_pidfile()
+            service.lock_and_bind(config.data_dir, config.supervisor.socket,
+                                  config.supervisor.data_access)
+            service.drop_privileges(config.data_dir)
+            # A value only a worker can judge (the processor, the symbol cache directory) is
+            # tried now, as the user the workers run as: a pool of workers dying at start for
+            # ever would look like a running service. The backends are probed next, by `run`.
+            problem = check_worker_start(config)
+            if problem:
+                raise click.ClickException(f"cannot start: workers cannot start: {problem}")
+            code = Supervisor(config, service).run()
+        finally:
+            service.close()
+    except (SupervisorError, ServiceError, AlreadyRunning, ControlError, OSError,
+            ValueError) as exc:
+        raise click.ClickException(f"cannot start: {one_line(str(exc))}")
     sys.exit(code)
 
 
@@ -125,7 +166,14 @@ def start(ctx: click.Context, workers: int | None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the raw JSON status.")
 @click.pass_context
 def status(ctx: click.Context, as_json: bool) -> None:
-    """Show the running supervisor's workers, queues and throughput."""
+    """Show the running supervisor's workers, queues, throughput and backend health.
+
+    \b
+    Exit status:
+      0  running, every backend healthy
+      1  no supervisor answers (or the request failed)
+      3  running but degraded: a backend is unreachable or misconfigured, or a breaker is open
+    """
     from procsupervisor.supervisor.status import render
 
     reply = _control(ctx, "status")
@@ -133,6 +181,8 @@ def status(ctx: click.Context, as_json: bool) -> None:
         click.echo(json.dumps(reply["status"], indent=2, sort_keys=True))
     else:
         click.echo(render(reply["status"]))
+    health = reply["status"].get("health") or {}
+    sys.exit(STATUS_DEGRADED if health.get("state") == "degraded" else 0)
 
 
 @main.command()
@@ -147,11 +197,22 @@ def reload(ctx: click.Context) -> None:
 @main.command()
 @config_options
 @click.option("--fast", is_flag=True, help="Kill workers now; in-flight crashes are redone later.")
+@click.option("--wait", is_flag=True, help="Return only once the supervisor has exited.")
+@click.option("--timeout", "timeout_s", type=click.FloatRange(0, min_open=True), default=None,
+              help="With --wait: give up after this many seconds (exit 1).")
 @click.pass_context
-def stop(ctx: click.Context, fast: bool) -> None:
+def stop(ctx: click.Context, fast: bool, wait: bool, timeout_s: float | None) -> None:
     """Stop the supervisor (gracefully unless --fast)."""
+    from procsupervisor.service import wait_for_exit
+
     reply = _control(ctx, "stop", fast=fast)
-    click.echo(f"stopping supervisor {reply.get('pid')}" + (" (fast)" if fast else ""))
+    pid = int(reply.get("pid") or 0)
+    click.echo(f"stopping supervisor {pid}" + (" (fast)" if fast else ""))
+    if not wait:
+        return
+    if not wait_for_exit(pid, timeout_s):
+        raise click.ClickException(f"supervisor {pid} is still running after {timeout_s:g}s")
+    click.echo(f"supervisor {pid} stopped")
 
 
 @main.command()
@@ -177,7 +238,7 @@ def submit(ctx: click.Context, raw_json: str, dumps: tuple[str, ...], queue_name
     dump as NAME=PATH.
     """
     from procsupervisor import bounded_json
-    from procsupervisor.intake import submit_crash
+    from procsupervisor.intake import NotQueued, StoreFailed, submit_crash
 
     config = load_config(ctx)
     try:
@@ -189,9 +250,29 @@ def submit(ctx: click.Context, raw_json: str, dumps: tuple[str, ...], queue_name
     size = len(raw_text) + sum(map(len, dump_files.values()))
     try:
         crash_id = submit_crash(config, raw_crash, dump_files, queue_name, payload_size=size)
+    except NotQueued as exc:
+        click.echo(exc.crash_id)  # stored: the id is what finishes the job
+        finish = _enqueue_command(ctx, config.path, exc.crash_id, exc.queue_name)
+        raise click.ClickException(f"{one_line(str(exc))}; queue it with: {finish}")
+    except StoreFailed as exc:
+        raise click.ClickException(one_line(str(exc)))
     except (ValueError, OSError, TransientStorageError) as exc:
         raise click.ClickException(f"cannot submit: {describe(exc)}")
     click.echo(crash_id)
+
+
+def _enqueue_command(ctx: click.Context, config_path: Path | None, crash_id: str,
+                     queue_name: str) -> str:
+    """The command line that queues a stored crash, with the same config and data dir."""
+    import shlex
+
+    args = ["procsupervisor"]
+    if config_path is not None:
+        args += ["--config", str(config_path)]
+    if ctx.meta.get(DATA_DIR_FLAG):
+        args += ["--data-dir", str(Path(ctx.meta[DATA_DIR_FLAG]).absolute())]
+    args += ["enqueue", crash_id, "--queue", queue_name]
+    return shlex.join(args)
 
 
 def _parse_dump_args(args: tuple[str, ...]) -> dict[str, bytes]:
@@ -215,10 +296,13 @@ def _parse_dump_args(args: tuple[str, ...]) -> dict[str, bytes]:
 @_queue_option
 @click.pass_context
 def enqueue(ctx: click.Context, crash_ids: tuple[str, ...], queue_name: str) -> None:
-    """Queue crash ids (`ID` or `ID:ruleset`) that are already stored."""
+    """Queue crash ids (`ID` or `ID:ruleset`) that are already stored; `-` reads them from
+    stdin (whitespace separated, `#` starts a comment)."""
     from procsupervisor.intake import enqueue_ids
 
     config = load_config(ctx)
+    if "-" in crash_ids:
+        crash_ids = _with_stdin_ids(crash_ids)
     try:
         count = enqueue_ids(config, crash_ids, queue_name)
     except ValueError as exc:
@@ -226,6 +310,18 @@ def enqueue(ctx: click.Context, crash_ids: tuple[str, ...], queue_name: str) -> 
     except OSError as exc:  # the queue (the spool, the broker) is unusable
         raise click.ClickException(f"cannot queue: {describe(exc)}")
     click.echo(f"queued {count} on {queue_name}")
+
+
+def _with_stdin_ids(args: tuple[str, ...]) -> tuple[str, ...]:
+    from_stdin = [
+        word
+        for line in sys.stdin
+        for word in line.split("#", 1)[0].split()
+    ]
+    ids: list[str] = []
+    for arg in args:
+        ids.extend(from_stdin if arg == "-" else [arg])
+    return tuple(ids)
 
 
 @main.command()
@@ -299,19 +395,10 @@ def verify(ctx: click.Context, since: dt.datetime | None, until: dt.datetime | N
 @config_options
 @click.pass_context
 def requeue_dead(ctx: click.Context) -> None:
-    """Move every dead-lettered crash back to the queue it came from."""
-    from procsupervisor.backends import make_queue
-    from procsupervisor.metrics import NullMetrics
+    """Move every dead-lettered crash back to the queue it came from (`dead requeue --all`)."""
+    from procsupervisor.dead_letters_cli import requeue
 
-    try:
-        queue = make_queue(load_config(ctx), NullMetrics())
-        try:
-            moved = queue.requeue_dead()
-        finally:
-            queue.close()
-    except OSError as exc:  # the queue (e.g. the broker) is unreachable
-        raise click.ClickException(f"cannot requeue dead letters: {exc}")
-    click.echo(f"requeued {moved} dead-lettered crash(es)")
+    ctx.invoke(requeue, letter_ids=(), every=True)
 
 
 if __name__ == "__main__":

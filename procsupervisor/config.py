@@ -43,10 +43,12 @@ SUPERVISOR_DEFAULTS: dict[str, str] = {
     "graceful_timeout_s": "30",
     "max_attempts": "3",
     "retry_delay_s": "2",
+    "probe_max_interval_s": "10",
     "socket": "",
     "worker_max_rss_mb": "",
     "processor": DEFAULT_PROCESSOR,
     "data_access": "owner",  # who may read the data directory (procsupervisor/data_access.py)
+    "metrics_listen": "",
 }
 DATA_ACCESS_CHOICES = ("owner", "group")
 
@@ -66,6 +68,9 @@ class SupervisorSettings:
     worker_max_rss_mb: int | None
     processor: str  # "module:factory" building the crash processor inside each worker
     data_access: str = "owner"  # `owner` (0700/0600) or `group` (0750/0640)
+    metrics_listen: str = ""  # loopback host:port of the Prometheus endpoint; "" for none
+    # Longest pause between probes of a backend that is down (docs/architecture.md §5).
+    probe_max_interval_s: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -265,6 +270,8 @@ def _build(
         worker_max_rss_mb=int(number("worker_max_rss_mb", int, 1)) if max_rss else None,
         processor=processor,
         data_access=data_access,
+        metrics_listen=supervisor["metrics_listen"].strip(),
+        probe_max_interval_s=number("probe_max_interval_s", float, 0.1),
     )
 
     queue = dict(sections["queue"])

@@ -10,11 +10,14 @@ its options, the cache directory) is tried by starting one worker in a throwaway
 (`procsupervisor.worker_probe`).
 
 `[destinations]` keys carry their backend's prefix (`postgres_attempts`); the `[source]` keys
-are the same backend keys without one.
+are the same backend keys without one. The `[supervisor]` numbers (`workers`, `deadline_s`,
+`probe_max_interval_s`, ...) are parsed and range-checked where config.py reads them; its other
+typed keys are listed here.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -85,7 +88,34 @@ class NumberList:
         return None
 
 
-Kind = Number | Flag | Choice | NumberList
+def loopback_listen(text: str) -> tuple[str, int]:
+    """`host:port` on a loopback address (the Prometheus endpoint is never exposed beyond the
+    host); ValueError saying what is wrong."""
+    host, sep, port_text = text.strip().rpartition(":")
+    host = host.strip("[]")
+    try:
+        port = int(port_text)
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        raise ValueError(f"must be host:port, got {text!r}") from None
+    if not sep or not 0 < port < 65536:
+        raise ValueError(f"must be host:port, got {text!r}")
+    if not loopback:
+        raise ValueError(f"must be a loopback address, got {host!r}")
+    return host, port
+
+
+@dataclass(frozen=True)
+class LoopbackListen:
+    def problem(self, text: str) -> str | None:
+        try:
+            loopback_listen(text)
+        except ValueError as exc:
+            return str(exc)
+        return None
+
+
+Kind = Number | Flag | Choice | NumberList | LoopbackListen
 
 SECONDS = Number(float, 0, above=True)
 DELAY = Number(float, 0)
@@ -117,6 +147,9 @@ _DESTINATION_KEYS: dict[str, dict[str, Kind]] = {
 }
 
 KEYS: dict[str, dict[str, Kind]] = {
+    "supervisor": {
+        "metrics_listen": LoopbackListen(),
+    },
     "queue": {
         "quorum": Flag(),
         "delivery_limit": COUNT,
@@ -143,6 +176,9 @@ KEYS: dict[str, dict[str, Kind]] = {
     "statsd": {
         "port": Number(int, 1, maximum=65535),
         "tag_format": Choice(("dogstatsd", "none")),
+        "gauge_interval_s": SECONDS,
+        # One datagram carries a batch; more than a UDP payload can hold is never sent.
+        "max_udp_bytes": Number(int, 1, maximum=65507),
     },
 }
 

@@ -18,6 +18,21 @@ from procsupervisor.metrics import NullMetrics
 RULESET_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_")
 
 
+class StoreFailed(Exception):
+    """The raw crash could not be stored; nothing was queued."""
+
+
+class NotQueued(Exception):
+    """The raw crash is stored but its id could not be queued: without `enqueue` it would be
+    an orphan nobody processes."""
+
+    def __init__(self, crash_id: str, queue_name: str, cause: str) -> None:
+        super().__init__(f"crash {crash_id} is stored but could not be queued: {cause}")
+        self.crash_id = crash_id
+        self.queue_name = queue_name
+        self.cause = cause
+
+
 def submit_crash(
     config: Config,
     raw_crash: Mapping[str, Any],
@@ -51,8 +66,14 @@ def submit_crash(
             # The processor's dates and ingestion timing start from submitted_timestamp.
             stored = collector.collector_record(raw_crash, dumps, payload_size=payload_size)
             stored["uuid"] = crash_id
-        source.save_raw_crash(stored, dumps, crash_id)
-        queue.publish(queue_name, crash_id)
+        try:
+            source.save_raw_crash(stored, dumps, crash_id)
+        except Exception as exc:  # whatever the backend raises, the user gets one line
+            raise StoreFailed(f"cannot store crash {crash_id}: {_describe(exc)}") from exc
+        try:
+            queue.publish(queue_name, crash_id)
+        except Exception as exc:
+            raise NotQueued(crash_id, queue_name, _describe(exc)) from exc
     finally:
         source.close()
         queue.close()
@@ -90,6 +111,13 @@ def known_rulesets(config: Config) -> tuple[str, ...] | None:
         raise ValueError(f"cannot load the processor {config.supervisor.processor!r}: {exc}")
     names = getattr(factory, "ruleset_names", None)
     return tuple(names()) if callable(names) else None
+def _describe(exc: BaseException) -> str:
+    """One line: our own errors already say what failed; others get their type first, unless
+    their message names it already."""
+    text = " ".join(str(exc).split())
+    if type(exc).__module__.startswith("procsupervisor.") or f"{type(exc).__name__}:" in text:
+        return text[:300]
+    return f"{type(exc).__name__}: {text}"[:300]
 
 
 def _checked_body(body: str) -> str:

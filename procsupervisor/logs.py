@@ -2,10 +2,13 @@
 
 Call sites pass the fields as `extra={"kv": {...}}` or use `log_event`, so a line can be grepped
 and parsed by machines (`crash_id=... outcome=ok total_ms=12.3`) while staying readable.
+`start --log-format json` writes the same fields as one JSON object per line instead, for log
+shippers that parse JSON.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 import time
@@ -13,6 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+LOG_FORMATS = ("kv", "json")
 
 
 def _quote(value: Any) -> str:
@@ -33,7 +37,8 @@ def _quote(value: Any) -> str:
 class KeyValueFormatter(logging.Formatter):
     """`ts=... level=... logger=... pid=... msg=... key=value ...`."""
 
-    def format(self, record: logging.LogRecord) -> str:
+    def fields(self, record: logging.LogRecord) -> dict[str, Any]:
+        """The event's fields in order: the standard ones, then the call site's."""
         fields: dict[str, Any] = {
             "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
             + f".{int(record.msecs):03d}Z",
@@ -45,21 +50,39 @@ class KeyValueFormatter(logging.Formatter):
         extra = getattr(record, "kv", None)
         if isinstance(extra, Mapping):
             fields.update(extra)
-        line = " ".join(f"{key}={_quote(value)}" for key, value in fields.items())
+        return fields
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = " ".join(f"{key}={_quote(value)}" for key, value in self.fields(record).items())
         if record.exc_info:
             line += " exc=" + _quote(self.formatException(record.exc_info))
         return line
 
 
-def configure(level: str = "INFO") -> None:
-    """Send every `procsupervisor` log line to stderr in key=value form at the given level."""
+class JsonFormatter(KeyValueFormatter):
+    """The same fields as `KeyValueFormatter`, as one JSON object per line."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        fields = self.fields(record)
+        if record.exc_info:
+            fields["exc"] = self.formatException(record.exc_info)
+        # default=str: a field that is not JSON (a Path, an enum) is written as its text.
+        return json.dumps(fields, default=str, ensure_ascii=False)
+
+
+def configure(level: str = "INFO", log_format: str = "kv") -> None:
+    """Send every `procsupervisor` log line to stderr, as key=value (or JSON) lines, at the
+    given level. Called again, it switches the format of the handler it installed."""
+    if log_format not in LOG_FORMATS:
+        raise ValueError(f"log format must be one of {', '.join(LOG_FORMATS)}")
     root = logging.getLogger("procsupervisor")
-    if not any(getattr(h, "_procsupervisor", False) for h in root.handlers):
+    handler = next((h for h in root.handlers if getattr(h, "_procsupervisor", False)), None)
+    if handler is None:
         handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(KeyValueFormatter())
         handler._procsupervisor = True  # type: ignore[attr-defined]
         root.addHandler(handler)
         root.propagate = False
+    handler.setFormatter(JsonFormatter() if log_format == "json" else KeyValueFormatter())
     set_level(level)
 
 

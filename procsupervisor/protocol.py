@@ -24,6 +24,7 @@ HEADER = struct.Struct(">I")
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 MAX_STAGE_CHARS = 40
 MAX_REASON_CHARS = 500
+MAX_BACKEND_CHARS = 200
 
 
 class ProtocolError(Exception):
@@ -37,6 +38,7 @@ class Outcome(StrEnum):
     TRANSIENT = "transient"  # a source read or a destination failed: retry later
     NOT_FOUND = "not_found"  # no raw crash (yet): retried, then dead-lettered
     INVALID = "invalid"  # retrying cannot help: dead-letter now
+    UNAVAILABLE = "unavailable"  # a backend failed, not the crash: requeue, open the breaker
 
 
 # -- messages -------------------------------------------------------------------------------
@@ -155,6 +157,7 @@ class Result(Message):
     reason: str = ""
     timings_ms: dict[str, float] = field(default_factory=dict)
     cache_stats: dict[str, Any] | None = None
+    backend: str | None = None  # with `unavailable`: the backend that failed, e.g. "source s3"
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -164,6 +167,7 @@ class Result(Message):
             "reason": self.reason,
             "timings_ms": self.timings_ms,
             "cache_stats": self.cache_stats,
+            "backend": self.backend,
         }
 
     @classmethod
@@ -185,6 +189,7 @@ class Result(Message):
                 if isinstance(v, int | float)
             },
             cache_stats=_cache_stats(message),
+            backend=(_optional_text(message, "backend") or "")[:MAX_BACKEND_CHARS] or None,
         )
 
 

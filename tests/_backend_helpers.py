@@ -100,6 +100,7 @@ class StatsdListener:
         self.sock.settimeout(0.05)
         self.port = self.sock.getsockname()[1]
         self.lines: list[str] = []
+        self.datagrams = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -112,6 +113,7 @@ class StatsdListener:
                 continue
             except OSError:
                 return
+            self.datagrams += 1
             self.lines.extend(data.decode("ascii").split("\n"))
 
     def wait_for(self, count: int, timeout_s: float = 5.0) -> list[str]:

@@ -133,10 +133,17 @@ def subprocess_env() -> dict[str, str]:
 class SupervisorProcess:
     """`procsupervisor start` in a subprocess, with helpers to wait on its status."""
 
-    def __init__(self, config_path: Path, data_dir: Path, start_args: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        config_path: Path,
+        data_dir: Path,
+        start_args: tuple[str, ...] = (),
+        env: Mapping[str, str] | None = None,
+    ) -> None:
         self.config_path = config_path
         self.data_dir = data_dir
         self.start_args = start_args  # options for `start`, e.g. ("--workers", "3")
+        self.extra_env = dict(env or {})  # e.g. NOTIFY_SOCKET for the systemd tests
         self.log_path = data_dir.parent / f"supervisor-{time.time_ns()}.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -148,7 +155,7 @@ class SupervisorProcess:
             [PYTHON, "-m", "procsupervisor", "--config", str(self.config_path), "start",
              *self.start_args],
             cwd=ROOT,
-            env=subprocess_env(),
+            env={**subprocess_env(), **self.extra_env},
             stdout=self._log,
             stderr=subprocess.STDOUT,
         )

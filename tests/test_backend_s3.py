@@ -20,8 +20,14 @@ from _backend_helpers import (
 )
 
 from procsupervisor.crashid import InvalidCrashId
+from procsupervisor.health import Health, HealthStatus, describe_cause
 from procsupervisor.metrics import NullMetrics
-from procsupervisor.storage.base import CrashNotFound, TransientStorageError
+from procsupervisor.storage.base import (
+    BackendUnavailable,
+    CrashNotFound,
+    CrashUnreadable,
+    TransientStorageError,
+)
 from procsupervisor.storage.s3 import S3CrashStorage
 
 
@@ -179,13 +185,41 @@ def test_unreachable_endpoint_is_transient(tmp_path: Path) -> None:
         store.get_raw_crash(new_crash_id())
 
 
-def test_corrupt_json_is_transient(storage: S3CrashStorage) -> None:
+def test_corrupt_json_is_unreadable_with_the_parse_error(storage: S3CrashStorage) -> None:
+    # Issue 10: retrying a corrupt object cannot help, so it is no longer transient but
+    # unreadable (dead-lettered on its first attempt), and the parse error is kept.
     crash_id = new_crash_id()
     raw_s3(storage).put_object(
         Bucket=storage.bucket, Key=storage.raw_crash_key(crash_id), Body=b"{"
     )
-    with pytest.raises(TransientStorageError):
+    with pytest.raises(CrashUnreadable, match="not valid JSON: Expecting property name"):
         storage.get_raw_crash(crash_id)
+
+
+def test_outages_and_bad_buckets_are_backend_wide(storage: S3CrashStorage, tmp_path: Path) -> None:
+    from _backend_helpers import free_port
+
+    def store(**options: str) -> S3CrashStorage:
+        base = {"bucket": storage.bucket, "endpoint_url": storage._client_args["endpoint_url"],
+                "access_key": "k", "secret_key": "s", "region": "us-east-1",
+                "max_attempts": "1", "connect_timeout_s": "0.5"}
+        return S3CrashStorage.from_options({**base, **options}, data_dir=tmp_path,
+                                           metrics=NullMetrics())
+
+    closed = store(endpoint_url=f"http://127.0.0.1:{free_port()}")
+    with pytest.raises(BackendUnavailable) as raised:
+        closed.get_raw_crash(new_crash_id())
+    assert describe_cause(raised.value).startswith("EndpointConnectionError: Could not connect")
+    assert closed.probe().status is HealthStatus.UNREACHABLE
+    missing = store(bucket="no-such-bucket-here")
+    with pytest.raises(BackendUnavailable):
+        missing.get_raw_crash(new_crash_id())
+    assert missing.probe() == Health.misconfigured(
+        "NoSuchBucket: bucket 'no-such-bucket-here' does not exist"
+    )
+    assert store().probe() == Health.healthy()
+    with pytest.raises(CrashNotFound):  # a missing crash is the crash's own problem
+        store().get_raw_crash(new_crash_id())
 
 
 @pytest.mark.parametrize(

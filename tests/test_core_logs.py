@@ -39,3 +39,22 @@ def test_awkward_values_stay_on_one_line_and_round_trip() -> None:
 def test_floats_are_short_and_zero_is_zero() -> None:
     fields = parse(format_event("retry", delay_s=0.0, busy_s=1.25000001, rate=100.0))
     assert fields["delay_s"] == "0" and fields["busy_s"] == "1.25" and fields["rate"] == "100"
+
+
+def test_json_format_has_the_same_fields_one_object_per_line() -> None:
+    import json
+    from pathlib import Path
+
+    from procsupervisor.logs import JsonFormatter
+
+    record = logging.LogRecord("procsupervisor.test", logging.WARNING, __file__, 1,
+                               "crash dead-lettered", None, None)
+    record.kv = {"crash_id": "abc", "reason": "line one\nline two", "path": Path("/x"),
+                 "attempt": 3}
+    line = JsonFormatter().format(record)
+    assert "\n" not in line
+    event = json.loads(line)
+    assert list(event)[:5] == ["ts", "level", "logger", "pid", "msg"]
+    assert event["level"] == "warning" and event["msg"] == "crash dead-lettered"
+    assert event["reason"] == "line one\nline two" and event["path"] == "/x"
+    assert event["attempt"] == 3

@@ -91,7 +91,7 @@ def test_worker_messages_round_trip_typed(message) -> None:
 def test_outcomes_are_one_enum_on_the_wire() -> None:
     frame = Result(crash_id="a", outcome=Outcome.OK).to_json()
     assert frame["outcome"] == "ok"
-    assert {o.value for o in Outcome} == {"ok", "transient", "not_found", "invalid"}
+    assert {o.value for o in Outcome} == {"ok", "transient", "not_found", "invalid", "unavailable"}
     assert ProcessRequest("a", None, "normal", 1).to_json().keys() == {
         "type", "crash_id", "ruleset", "queue", "attempt"
     }

@@ -134,7 +134,7 @@ def test_es_failures_and_postgres_outage_lose_nothing(
         def outage_retried() -> bool:
             text = supervisor.log_path.read_text(errors="replace")
             return any(
-                "crash retried" in line and "postgres: TransientStorageError" in line
+                "crash retried" in line and "postgres: OperationalError" in line
                 for line in text.splitlines()
             )
 
@@ -157,7 +157,7 @@ def test_es_failures_and_postgres_outage_lose_nothing(
     done_lines = [line for line in log.splitlines() if "crash done" in line]
     assert len(done_lines) == 500 + retried, (len(done_lines), retried)
     retry_lines = [line for line in log.splitlines() if "crash retried" in line]
-    assert any("postgres: TransientStorageError" in line for line in retry_lines), retry_lines
+    assert any("postgres: OperationalError" in line for line in retry_lines), retry_lines
     assert any("elasticsearch: TransientStorageError" in line for line in retry_lines), retry_lines
     assert_all_landed(stack, es, ids)
 

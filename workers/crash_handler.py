@@ -20,10 +20,16 @@ from procsupervisor import crashid
 from procsupervisor.backends import load_class, make_destinations, make_metrics, make_source
 from procsupervisor.cache.provider import CachingSymbolProvider, provider_from_config
 from procsupervisor.config import Config
+from procsupervisor.health import backend_name, describe_cause
 from procsupervisor.logs import log_event
 from procsupervisor.metrics import Metrics
 from procsupervisor.protocol import Outcome, Result
-from procsupervisor.storage.base import CrashDestination, CrashNotFound, CrashSource
+from procsupervisor.storage.base import (
+    BackendUnavailable,
+    CrashDestination,
+    CrashNotFound,
+    CrashSource,
+)
 from procsupervisor.workers.rules.rulesets import DEFAULT, POISON, RULESETS, Ruleset, ruleset_for
 
 log = logging.getLogger("procsupervisor.worker")
@@ -36,6 +42,7 @@ class CrashResult:
     reason: str = ""
     timings_ms: dict[str, float] = field(default_factory=dict)
     processed: dict[str, Any] | None = None
+    backend: str | None = None  # with `unavailable`: which backend failed
 
     def message(self, cache_stats: Mapping[str, Any]) -> Result:
         return Result(
@@ -44,6 +51,7 @@ class CrashResult:
             reason=self.reason,
             timings_ms=self.timings_ms,
             cache_stats=dict(cache_stats),
+            backend=self.backend,
         )
 
 
@@ -53,7 +61,13 @@ class CrashHandler:
     def __init__(self, config: Config) -> None:
         self.metrics: Metrics = make_metrics(config)
         self.source: CrashSource = make_source(config, self.metrics)
+        self.source_name = backend_name("source", config.source_backend)
         self.destinations: list[CrashDestination] = make_destinations(config, self.metrics)
+        # Named as in the config, which is how the supervisor probes them.
+        self.destination_names = {
+            id(destination): backend_name("destination", name)
+            for destination, name in zip(self.destinations, config.destination_order, strict=True)
+        }
         self.symbols: CachingSymbolProvider = provider_from_config(
             config.symbols, config.data_dir, self.metrics
         )
@@ -90,10 +104,14 @@ class CrashHandler:
         except CrashNotFound as exc:
             reason = f"not found: {exc}"
             return CrashResult(crash_id, Outcome.NOT_FOUND, reason, _ms(timings, started))
+        except BackendUnavailable as exc:  # the source fails every crash now, not this one
+            reason = f"source failed: {describe_cause(exc)}"
+            return CrashResult(crash_id, Outcome.UNAVAILABLE, reason, _ms(timings, started),
+                               backend=self.source_name)
         except (ValueError, TypeError) as exc:  # hostile/corrupt stored data: retrying won't help
             return CrashResult(crash_id, Outcome.INVALID, f"unreadable crash: {exc}"[:300])
         except Exception as exc:
-            reason = f"source failed: {type(exc).__name__}: {exc}"[:300]
+            reason = f"source failed: {describe_cause(exc)}"
             return CrashResult(crash_id, Outcome.TRANSIENT, reason, _ms(timings, started))
         timings["fetch"] = _elapsed_ms(started)
         unknown = self._unknown_ruleset(ruleset) if poison_reason is None else None
@@ -126,7 +144,16 @@ class CrashHandler:
         timings["save"] = _elapsed_ms(step)
         timings["total"] = _elapsed_ms(started)
         if failures:
-            reason = "destinations failed: " + "; ".join(failures)
+            # The root cause of each, so a dead letter says why without the worker's log.
+            reason = "destinations failed: " + "; ".join(
+                f"{getattr(destination, 'name', type(destination).__name__)}: "
+                f"{describe_cause(exc)}"
+                for destination, exc in failures
+            )
+            down = [d for d, exc in failures if isinstance(exc, BackendUnavailable)]
+            if down:  # an outage, not this crash: it must not cost an attempt
+                return CrashResult(crash_id, Outcome.UNAVAILABLE, reason[:500], timings,
+                                   processed, backend=self._destination_name(down[0]))
             return CrashResult(crash_id, Outcome.TRANSIENT, reason[:500], timings, processed)
         self.metrics.incr("processor.save_processed_crash")
         if previous is None and poison_reason is None:
@@ -165,7 +192,13 @@ class CrashHandler:
                 previous = None
         return raw_crash, dumps, previous
 
-    def _save(self, raw_crash: Mapping[str, Any], processed: Mapping[str, Any]) -> list[str]:
+    def _destination_name(self, destination: CrashDestination) -> str:
+        name = getattr(destination, "name", type(destination).__name__)
+        return self.destination_names.get(id(destination), backend_name("destination", name))
+
+    def _save(
+        self, raw_crash: Mapping[str, Any], processed: Mapping[str, Any]
+    ) -> list[tuple[CrashDestination, Exception]]:
         """Save to every destination in order; one failing never stops the others."""
         failures = []
         for destination in self.destinations:
@@ -175,8 +208,9 @@ class CrashHandler:
                 destination.save_processed(raw_crash, processed)
             except Exception as exc:
                 log_event(log, logging.WARNING, "destination failed", destination=name,
-                          error=f"{type(exc).__name__}: {exc}"[:300])
-                failures.append(f"{name}: {type(exc).__name__}")
+                          error=f"{type(exc).__name__}: {exc}"[:300],
+                          cause=describe_cause(exc))
+                failures.append((destination, exc))
             else:
                 self.metrics.timing(f"processor.{name}.save_processed_crash", _elapsed_ms(step))
         return failures

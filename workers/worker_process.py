@@ -22,6 +22,7 @@ from procsupervisor import __version__
 from procsupervisor.backends import load_class
 from procsupervisor.config import Config
 from procsupervisor.logs import set_level
+from procsupervisor.metrics import batched
 from procsupervisor.protocol import BlockingChannel, Progress, Ready, StopRequest
 from procsupervisor.workers.crash_handler import CrashHandler
 
@@ -138,13 +139,15 @@ def _serve(index: int, channel: BlockingChannel, config: Config) -> int:
                 return 0
             crash_id = request.crash_id
             _set_title(index, crash_id[:36])
-            result = handler.handle(
-                crash_id,
-                ruleset=request.ruleset,
-                queue=request.queue,
-                poison_reason=request.poison,
-                on_stage=lambda stage, cid=crash_id: channel.send(Progress(cid, stage)),
-            )
+            # One statsd batch per crash: a few datagrams instead of one per metric.
+            with batched(handler.metrics):
+                result = handler.handle(
+                    crash_id,
+                    ruleset=request.ruleset,
+                    queue=request.queue,
+                    poison_reason=request.poison,
+                    on_stage=lambda stage, cid=crash_id: channel.send(Progress(cid, stage)),
+                )
             channel.send(result.message(handler.cache_stats()))
             _set_title(index, "idle")
     finally:

@@ -9,9 +9,11 @@ action that raises has not happened: the queue still owns the message and delive
 from __future__ import annotations
 
 import abc
-from dataclasses import dataclass, field
+from collections.abc import Collection
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from procsupervisor.health import Health
 from procsupervisor.logical_queues import DEFAULT_QUEUE_NAMES
 
 
@@ -35,6 +37,28 @@ class Delivery:
         return parts[1] if len(parts) == 2 and parts[1] else None
 
 
+@dataclass(frozen=True)
+class DeadLetter:
+    """One dead-lettered message as an operator sees it (`procsupervisor dead ...`).
+
+    `letter_id` is the backend's handle for this one letter (the spool file name, or an id
+    header in RabbitMQ); it is what `dead show/requeue/purge` take."""
+
+    letter_id: str
+    body: str  # crash id, or "crash_id:ruleset"
+    queue: str  # logical origin queue
+    attempts: int
+    reason: str
+    dead_lettered_at: str  # ISO 8601 UTC, "" when unknown
+
+    @property
+    def crash_id(self) -> str:
+        return self.body.split(":", 1)[0]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "crash_id": self.crash_id}
+
+
 class CrashQueue(abc.ABC):
     """Backends: `fs` (embedded default) and `rabbitmq`."""
 
@@ -51,14 +75,16 @@ class CrashQueue(abc.ABC):
     def retry(self, delivery: Delivery, reason: str, delay_s: float) -> None:
         """Put it back to be delivered again after delay_s with attempt + 1; then ack it."""
 
+    def release(self, delivery: Delivery, reason: str, delay_s: float) -> None:
+        """Put it back to be delivered again after delay_s without counting an attempt: nothing
+        about the crash failed. Either a backend was down (docs/architecture.md §5), or it is a
+        duplicate held behind a crash whose own queue action failed (delay 0). By default a
+        retry of the previous attempt; a backend may hand it back as it is when delay_s is 0."""
+        self.retry(replace(delivery, attempt=delivery.attempt - 1), reason, delay_s)
+
     @abc.abstractmethod
     def dead_letter(self, delivery: Delivery, reason: str) -> None:
         """Move it to the dead-letter queue with origin queue, attempts and reason."""
-
-    def release(self, delivery: Delivery) -> None:  # noqa: B027 - optional hook
-        """Give it back unchanged (same attempt) to be delivered again: a duplicate whose
-        original could not be settled. By default it stays unacked, which a broker redelivers
-        when its connection closes."""
 
     @abc.abstractmethod
     def publish(self, queue: str, body: str) -> None: ...
@@ -67,9 +93,42 @@ class CrashQueue(abc.ABC):
     def requeue_dead(self) -> int:
         """Move every dead-lettered message back to its origin queue; return how many."""
 
+    # Dead letters one by one (docs/operations.md, "Dead letters"). They never change a letter
+    # they are not asked about, and an unknown id is simply not in the answer.
+
+    @abc.abstractmethod
+    def list_dead(self, limit: int | None = None) -> list[DeadLetter]:
+        """Dead letters, oldest first, at most `limit` of them."""
+
+    @abc.abstractmethod
+    def find_dead(self, letter_ids: Collection[str]) -> dict[str, DeadLetter]:
+        """The dead letters with these ids, by id."""
+
+    @abc.abstractmethod
+    def requeue_dead_letters(self, letter_ids: Collection[str]) -> set[str]:
+        """Move these dead letters back to their origin queues with a fresh attempt count;
+        return the ids moved."""
+
+    @abc.abstractmethod
+    def purge_dead(self, letter_ids: Collection[str]) -> set[str]:
+        """Delete these dead letters for good; return the ids deleted."""
+
+    def dead_letter_count(self) -> int | None:
+        """How many dead letters wait (best effort, for status); None when unknown."""
+        return None
+
     def recover_in_flight(self) -> int:
         """At start: put back whatever a dead supervisor left in flight; return how many."""
         return 0
+
+    def probe(self) -> Health:
+        """One cheap, bounded check that the queue answers as configured (for `check` and the
+        start); never raises."""
+        return Health.healthy()
+
+    def health(self) -> Health:
+        """What the live client last saw, without touching the network (for status)."""
+        return Health.healthy()
 
     def poll(self) -> None:  # noqa: B027 - optional hook
         """Called every loop turn: service the connection (heartbeats), flush pending work."""

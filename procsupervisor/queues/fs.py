@@ -18,20 +18,23 @@ again once the spool can be written, and `stuck` lists it for status meanwhile.
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 import json
 import logging
 import os
+import re
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import Any
 
+from procsupervisor.health import Health
 from procsupervisor.logical_queues import DEFAULT_QUEUE_NAMES
 from procsupervisor.logs import log_event
 from procsupervisor.metrics import Metrics
-from procsupervisor.queues.base import CrashQueue, Delivery
+from procsupervisor.queues.base import CrashQueue, DeadLetter, Delivery
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +49,8 @@ FULL_RELIST_S = 1.0
 # File names end in `<pid>-<seq>`; one counter per process (not per instance) keeps them unique
 # when one process holds several queue clients, e.g. the supervisor across a reload.
 _SEQUENCE = itertools.count()
+# A dead letter's id is its file name; anything else (a path, "..") is never looked up.
+_LETTER_ID = re.compile(r"\d{20}-\d+-\d+")
 
 
 class FSQueue(CrashQueue):
@@ -166,8 +171,11 @@ class FSQueue(CrashQueue):
 
         self._settle(delivery, "dead_letter", action)
 
-    def release(self, delivery: Delivery) -> None:
-        """Back to `ready` under its old name: first in line, same attempt."""
+    def release(self, delivery: Delivery, reason: str, delay_s: float) -> None:
+        """With no delay, back to `ready` under its old name: first in line, same attempt."""
+        if delay_s > 0:
+            super().release(delivery, reason, delay_s)
+            return
         path = Path(delivery.tag)
 
         def action() -> None:
@@ -209,6 +217,12 @@ class FSQueue(CrashQueue):
     def stuck(self) -> list[str]:
         return [delivery.crash_id for delivery, _, _ in self._stuck.values()]
 
+    def probe(self) -> Health:
+        for folder in (*self._ready.values(), *self._inflight.values(), self._dead, self._tmp):
+            if not os.access(folder, os.R_OK | os.W_OK | os.X_OK):
+                return Health.misconfigured(f"PermissionError: {folder} is not writable")
+        return Health.healthy()
+
     # -- maintenance --------------------------------------------------------------------------
 
     def dead_letters(self) -> list[dict[str, Any]]:
@@ -239,6 +253,59 @@ class FSQueue(CrashQueue):
             _unlink(path)
             moved += 1
         return moved
+
+    def list_dead(self, limit: int | None = None) -> list[DeadLetter]:
+        names = sorted(n for n in os.listdir(self._dead) if _LETTER_ID.fullmatch(n))
+        found = (self._read_dead(name) for name in names)
+        letters = [letter for letter in found if letter is not None]
+        return letters if limit is None else letters[: max(0, limit)]
+
+    def find_dead(self, letter_ids: Collection[str]) -> dict[str, DeadLetter]:
+        found = (self._read_dead(i) for i in set(letter_ids) if _LETTER_ID.fullmatch(i))
+        return {letter.letter_id: letter for letter in found if letter is not None}
+
+    def requeue_dead_letters(self, letter_ids: Collection[str]) -> set[str]:
+        moved = set()
+        for letter_id, letter in self.find_dead(letter_ids).items():
+            if not letter.body:
+                continue  # unreadable: nothing to requeue; `purge` removes it
+            queue = letter.queue if letter.queue in self._ready else "normal"
+            self._put(queue, {"body": letter.body, "attempt": 1}, delay_s=0.0)
+            _unlink(self._dead / letter_id)
+            moved.add(letter_id)
+        return moved
+
+    def purge_dead(self, letter_ids: Collection[str]) -> set[str]:
+        purged = set()
+        for letter_id in self.find_dead(letter_ids):
+            _unlink(self._dead / letter_id)
+            purged.add(letter_id)
+        return purged
+
+    def dead_letter_count(self) -> int:
+        return len(os.listdir(self._dead))
+
+    def _read_dead(self, name: str) -> DeadLetter | None:
+        """The letter in file `name`; a damaged one is still listed (so it can be purged),
+        with why it cannot be read as its reason."""
+        path = self._dead / name
+        try:
+            letter = json.loads(path.read_bytes())
+            if not isinstance(letter, dict):
+                raise ValueError("not a JSON object")
+            when = float(letter.get("dead_lettered_at") or 0)
+            return DeadLetter(
+                letter_id=name,
+                body=str(letter.get("body", "")),
+                queue=str(letter.get("queue", "")),
+                attempts=int(letter.get("attempts", 1)),
+                reason=str(letter.get("reason", "")),
+                dead_lettered_at=_iso(when),
+            )
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, TypeError) as exc:
+            return DeadLetter(name, "", "", 0, f"unreadable dead letter: {exc}"[:300], "")
 
     def recover_in_flight(self) -> int:
         recovered = 0
@@ -285,6 +352,12 @@ class FSQueue(CrashQueue):
 def _message_name(ns: int) -> str:
     """`<ns>-<pid>-<seq>`: sorts by time, unique across processes and within one."""
     return f"{ns:020d}-{os.getpid()}-{next(_SEQUENCE):010d}"
+
+
+def _iso(epoch_s: float) -> str:
+    if epoch_s <= 0:
+        return ""
+    return dt.datetime.fromtimestamp(epoch_s, dt.UTC).isoformat(timespec="seconds")
 
 
 def _checked_body(body: str) -> str:

@@ -36,13 +36,15 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import Any
 
+from procsupervisor.health import Health
 from procsupervisor.logical_queues import DEFAULT_QUEUE_NAMES
 from procsupervisor.metrics import Metrics, NullMetrics
-from procsupervisor.queues.base import CrashQueue, Delivery
+from procsupervisor.queues import rabbitmq_dead
+from procsupervisor.queues.base import CrashQueue, DeadLetter, Delivery
 from procsupervisor.queues.rabbitmq_connection import (
     DEFAULT_BACKOFF_S,
     BrokerConnection,
@@ -157,6 +159,12 @@ class RabbitMQQueue(CrashQueue):
     def _deadletter_arguments(self) -> dict[str, Any]:
         return {"x-queue-type": "quorum"} if self.quorum else {}
 
+    def probe(self) -> Health:
+        return self.broker.probe()
+
+    def health(self) -> Health:
+        return self.broker.health()
+
     def poll(self) -> None:
         self.broker.poll()
 
@@ -263,14 +271,19 @@ class RabbitMQQueue(CrashQueue):
             ORIGIN_HEADER: delivery.queue,
             REASON_HEADER: reason[:MAX_REASON_CHARS],
             DEAD_AT_HEADER: dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            rabbitmq_dead.DEAD_ID_HEADER: rabbitmq_dead.new_dead_id(),
         }
         self._publish_then_ack(delivery, self.deadletter_queue, headers)
         self.metrics.incr("processor.rabbitmq.deadletter", tags={"queue": delivery.queue})
 
-    def release(self, delivery: Delivery) -> None:
-        """Hand it back to the broker now (basic_nack with requeue), same attempt."""
+    def release(self, delivery: Delivery, reason: str, delay_s: float) -> None:
+        """With no delay, hand it back to the broker now (basic_nack with requeue), same
+        attempt; with one, through a retry queue."""
         import pika
 
+        if delay_s > 0:
+            super().release(delivery, reason, delay_s)
+            return
         tag = self._current_tag(delivery)
         if tag is None:
             return  # an older channel's: the broker already took it back
@@ -321,7 +334,8 @@ class RabbitMQQueue(CrashQueue):
         for _ in range(max(2, self.broker.connection_attempts)):
             if not self.broker.connect_now():
                 last_error = ConnectionError(
-                    f"cannot connect to RabbitMQ at {safe_url(self.broker.url)}"
+                    f"cannot connect to RabbitMQ at {safe_url(self.broker.url)}:"
+                    f" {self.broker.describe(self.broker.last_error)}"
                 )
                 continue
             try:
@@ -330,7 +344,7 @@ class RabbitMQQueue(CrashQueue):
             except (pika.exceptions.AMQPError, OSError) as exc:
                 last_error = exc
                 self.broker.broken("publish", exc)
-        raise ConnectionError(f"publish to {queue} failed: {describe_error(last_error)}")
+        raise ConnectionError(f"publish to {queue} failed: {self.broker.describe(last_error)}")
 
     def requeue_dead(self) -> int:
         """Move every dead-lettered message back to its origin queue with a fresh attempt count.
@@ -358,6 +372,65 @@ class RabbitMQQueue(CrashQueue):
             raise ConnectionError(
                 f"requeue-dead stopped after moving {moved}: {describe_error(exc)}"
             ) from exc
+
+    # -- dead letters one by one (rabbitmq_dead.py) -------------------------------------------
+
+    def list_dead(self, limit: int | None = None) -> list[DeadLetter]:
+        letters, visit = rabbitmq_dead.collect(limit)
+        self._browse_dead("dead list", visit)
+        return letters
+
+    def find_dead(self, letter_ids: Collection[str]) -> dict[str, DeadLetter]:
+        found, visit = rabbitmq_dead.select(letter_ids, rabbitmq_dead.KEEP)
+        self._browse_dead("dead show", visit)
+        return found
+
+    def requeue_dead_letters(self, letter_ids: Collection[str]) -> set[str]:
+        found, visit = rabbitmq_dead.select(letter_ids, rabbitmq_dead.TAKE)
+        self._browse_dead("dead requeue", visit, take=self._republish_dead)
+        return set(found)
+
+    def purge_dead(self, letter_ids: Collection[str]) -> set[str]:
+        found, visit = rabbitmq_dead.select(letter_ids, rabbitmq_dead.TAKE)
+        self._browse_dead("dead purge", visit)
+        return set(found)
+
+    def dead_letter_count(self) -> int | None:
+        return self.depths().get("deadletter")
+
+    def _browse_dead(
+        self,
+        action: str,
+        visit: Callable[[DeadLetter], str],
+        take: Callable[[DeadLetter], None] | None = None,
+    ) -> None:
+        import pika
+
+        if not self.broker.connect_now():
+            raise ConnectionError(f"cannot connect to RabbitMQ at {safe_url(self.broker.url)}")
+        try:
+            rabbitmq_dead.browse(self.broker.connection, self.deadletter_queue,
+                                 self._dead_letter_of, visit, take)
+        except (pika.exceptions.AMQPError, OSError) as exc:
+            self.broker.broken(action, exc)
+            raise ConnectionError(f"{action} failed: {describe_error(exc)}") from exc
+
+    def _republish_dead(self, letter: DeadLetter) -> None:
+        origin = self.names.get(letter.queue, self.names["normal"])
+        self.broker.publish(origin, letter.body, None)  # confirmed before the letter is acked
+
+    def _dead_letter_of(self, headers: Mapping[str, Any], body: bytes) -> DeadLetter:
+        own_id = _text(headers.get(rabbitmq_dead.DEAD_ID_HEADER) or "")
+        logical = {real: name for name, real in self.names.items()}
+        return DeadLetter(
+            letter_id=own_id or rabbitmq_dead.digest_id(headers, body),
+            body=body.decode("utf-8", "replace").strip(),
+            queue=logical.get(self._origin_queue(headers), "normal"),
+            attempts=_attempt_of(headers),
+            reason=_text(headers.get(REASON_HEADER) or "") or rabbitmq_dead.death_reason(headers),
+            dead_lettered_at=(_text(headers.get(DEAD_AT_HEADER) or "")
+                              or rabbitmq_dead.death_time(headers)),
+        )
 
     def _origin_queue(self, headers: Mapping[str, Any]) -> str:
         """Where a dead letter came from: our header, else the broker's x-death record (a

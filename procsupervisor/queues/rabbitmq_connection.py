@@ -13,22 +13,37 @@ What the queue contract (rabbitmq.py) needs from pika, and nothing of crashes or
 - `poll` runs `process_data_events(time_limit=0)` every loop turn, which answers heartbeats
   while every worker is busy on a long crash.
 - A forked child never speaks on its parent's connection (it only forgets it).
+- `health` says what the last connection attempt found, without touching the network; `probe`
+  opens and closes one throwaway connection (procsupervisor.health). Errors are described by
+  their real cause (`ConnectionRefusedError: 127.0.0.1:5999`, the broker's reply text), never
+  by pika's empty wrapper.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
 import time
 from collections.abc import Callable
 from typing import Any
 
+from procsupervisor.health import (
+    Health,
+    bounded_line,
+    describe_network_error,
+    innermost_os_error,
+)
 from procsupervisor.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
 DEFAULT_BACKOFF_S = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 PERSISTENT = 2
+# pika quotes the broker's reply as "(403) 'ACCESS_REFUSED - Login was refused ...'".
+BROKER_REPLY_RE = re.compile(r"\((\d{3})\) ['\"](.*?)['\"]?\)?$")
+# Reply codes of a broker refusing our configuration: access refused, vhost not allowed.
+MISCONFIGURED_REPLY_CODES = frozenset({403, 530})
 
 
 class BrokerConnection:
@@ -59,6 +74,7 @@ class BrokerConnection:
         self._failures = 0
         self._next_connect_at = 0.0
         self.reconnects = 0
+        self.last_error: BaseException | None = None  # of the last failed connect or call
 
     @property
     def connected(self) -> bool:
@@ -69,7 +85,7 @@ class BrokerConnection:
             and self.connection.is_open
         )
 
-    def _connect(self) -> None:
+    def _parameters(self) -> Any:
         import pika
 
         params = pika.URLParameters(self.url)
@@ -78,7 +94,12 @@ class BrokerConnection:
         params.connection_attempts = self.connection_attempts
         params.blocked_connection_timeout = self.blocked_timeout_s
         params.client_properties = {"connection_name": f"procsupervisor pid {os.getpid()}"}
-        connection = pika.BlockingConnection(params)
+        return params
+
+    def _connect(self) -> None:
+        import pika
+
+        connection = pika.BlockingConnection(self._parameters())
         try:
             self.declare_topology(connection)
             channel = connection.channel()
@@ -89,6 +110,7 @@ class BrokerConnection:
         self.connection, self.channel, self._pid = connection, channel, os.getpid()
         self.generation += 1
         self._failures = 0
+        self.last_error = None
 
     def ensure_connected(self) -> bool:
         """Connected now, or reconnecting when its backoff allows; never raises."""
@@ -104,11 +126,12 @@ class BrokerConnection:
             delay = self.backoff_s[min(self._failures, len(self.backoff_s) - 1)]
             self._failures += 1
             self._next_connect_at = time.monotonic() + delay
+            self.last_error = exc
             log.warning(
                 "rabbitmq connect failed attempt=%d retry_in_s=%.1f error=%s",
                 self._failures,
                 delay,
-                describe_error(exc),
+                self.describe(exc),
             )
             return False
         if self.generation > 1:
@@ -123,11 +146,42 @@ class BrokerConnection:
         return self.ensure_connected()
 
     def broken(self, action: str, exc: BaseException) -> None:
-        log.warning("rabbitmq %s failed, reconnecting: %s", action, describe_error(exc))
+        log.warning("rabbitmq %s failed, reconnecting: %s", action, self.describe(exc))
+        self.last_error = exc
         self.metrics.incr("processor.rabbitmq.connection_error", tags={"action": action})
         self._drop()
         # Let the next call reconnect at once; backoff applies only if that fails.
         self._next_connect_at = 0.0
+
+    # -- health -------------------------------------------------------------------------------
+
+    def describe(self, exc: BaseException | None) -> str:
+        """The real cause of a connection failure, naming the broker's address."""
+        return describe_error(exc, address=_address(self.url))
+
+    def health(self) -> Health:
+        if self.connected or self.last_error is None:
+            return Health.healthy()
+        return broker_health(self.last_error, self.describe(self.last_error))
+
+    def probe(self) -> Health:
+        """Open (and close) one throwaway connection with our URL and credentials."""
+        import pika
+
+        params = self._parameters()
+        params.connection_attempts = 1
+        params.retry_delay = 0
+        try:
+            connection = pika.BlockingConnection(params)
+            try:
+                connection.channel().close()
+            finally:
+                _quiet_close(connection)
+        except Exception as exc:
+            if not self.connected:
+                self.last_error = exc  # `health` says so until a connection succeeds
+            return broker_health(exc, self.describe(exc))
+        return Health.healthy()
 
     def _drop(self) -> None:
         connection, self.connection, self.channel = self.connection, None, None
@@ -193,8 +247,59 @@ def declare_queue(
             channel.close()
 
 
-def describe_error(exc: BaseException | None) -> str:
-    return f"{type(exc).__name__}: {exc}"[:300] if exc is not None else "unknown error"
+def describe_error(exc: BaseException | None, address: str = "") -> str:
+    """`Type: message` of the real cause, on one line. pika wraps a socket error in an
+    AMQPConnectionError whose text is empty or a repr; the innermost OSError is named instead,
+    with the broker's address (`ConnectionRefusedError: 127.0.0.1:5999`), and a broker's
+    refusal by its reply text."""
+    if exc is None:
+        return "unknown error"
+    if innermost_os_error(exc) is not None:
+        return describe_network_error(exc, address)
+    reply = _broker_reply(exc)
+    if reply is not None:
+        return bounded_line(f"{type(exc).__name__}: {reply[1]}", 300)
+    return bounded_line(f"{type(exc).__name__}: {exc}", 300)
+
+
+def broker_health(exc: BaseException, cause: str) -> Health:
+    """A failed connection as a probe result: refused by the broker (credentials, vhost) is
+    misconfigured, anything else unreachable."""
+    import pika
+
+    refusals = (
+        pika.exceptions.ProbableAuthenticationError,
+        pika.exceptions.ProbableAccessDeniedError,
+        pika.exceptions.AuthenticationError,
+    )
+    reply = _broker_reply(exc)
+    if isinstance(exc, refusals) or (reply is not None and reply[0] in MISCONFIGURED_REPLY_CODES):
+        return Health.misconfigured(cause)
+    return Health.unreachable(cause)
+
+
+def _broker_reply(exc: BaseException) -> tuple[int, str] | None:
+    """(reply code, reply text) of a broker's refusal, from the exception or its text."""
+    code = getattr(exc, "reply_code", None)
+    text = getattr(exc, "reply_text", None)
+    if isinstance(code, int) and isinstance(text, str):
+        return code, _trim_reply(text)
+    for arg in (*getattr(exc, "args", ()), str(exc)):
+        match = BROKER_REPLY_RE.search(str(arg).strip())
+        if match:
+            return int(match.group(1)), _trim_reply(match.group(2))
+    return None
+
+
+def _trim_reply(text: str) -> str:
+    return text.replace(" For details see the broker logfile.", "").rstrip(".")
+
+
+def _address(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return f"{parts.hostname or ''}:{parts.port or 5672}"
 
 
 def safe_url(url: str) -> str:

@@ -12,6 +12,8 @@ import datetime as dt
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from procsupervisor.health import Health
+
 # The main dump's canonical name; Socorro stores it under the key name "dump".
 MAIN_DUMP_NAME = "upload_file_minidump"
 
@@ -22,6 +24,19 @@ class CrashNotFound(Exception):
 
 class TransientStorageError(Exception):
     """Any other failure talking to storage: outcome `transient` (retried later)."""
+
+
+class BackendUnavailable(TransientStorageError):
+    """The backend itself failed (unreachable, or refusing our configuration), so it would fail
+    any crash: outcome `unavailable`. The crash goes back to its queue without costing an
+    attempt and the supervisor's breaker stops pulling until a probe finds the backend
+    healthy again (docs/architecture.md §5). Raise it `from` the client's exception, which
+    the dead-letter reason and the log name as the root cause."""
+
+
+class CrashUnreadable(ValueError):
+    """The stored crash cannot be decoded (malformed JSON, not an object): outcome `invalid`,
+    dead-lettered on its first attempt with the parse error as the reason."""
 
 
 class CrashSource(abc.ABC):
@@ -57,6 +72,9 @@ class CrashSource(abc.ABC):
         except CrashNotFound:
             return False
         return True
+    def probe(self) -> Health:
+        """One cheap check that the source answers as configured (procsupervisor.health)."""
+        return Health.healthy()
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release clients (called when a worker exits)."""
@@ -71,7 +89,12 @@ class CrashDestination(abc.ABC):
     def save_processed(
         self, raw_crash: Mapping[str, Any], processed_crash: Mapping[str, Any]
     ) -> None:
-        """Raise TransientStorageError (or any exception) on failure."""
+        """Raise BackendUnavailable when the backend itself failed, TransientStorageError (or
+        any exception) for a failure of this crash."""
+
+    def probe(self) -> Health:
+        """One cheap check that the destination answers as configured."""
+        return Health.healthy()
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release clients (called when a worker exits)."""

@@ -5,7 +5,9 @@ only fields that the mapping (and the live index's mapping) knows. When ES still
 document because of one field, that field is removed, named in `removed_fields`, and the save
 retried, up to `attempts` times; connection errors, timeouts and overload (429/502/503/504)
 are retried with backoff. Unlike Socorro, a document that still cannot be indexed raises, so
-the crash is retried through the queue instead of silently missing from search.
+the crash is retried through the queue instead of silently missing from search: as
+BackendUnavailable when the cluster could not be reached or refused our credentials (the crash
+then costs no attempt, docs/architecture.md §5), else as TransientStorageError.
 """
 
 from __future__ import annotations
@@ -18,9 +20,14 @@ from pathlib import Path
 from typing import Any
 
 from procsupervisor import crashid
+from procsupervisor.health import Health, describe_cause
 from procsupervisor.metrics import Metrics, NullMetrics
 from procsupervisor.storage import crashjson, es_mapping
-from procsupervisor.storage.base import CrashDestination, TransientStorageError
+from procsupervisor.storage.base import (
+    BackendUnavailable,
+    CrashDestination,
+    TransientStorageError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +37,8 @@ IMMENSE_TERM_FIELD_RE = re.compile(r'immense term in field="([^"]+)"')
 STRICT_FIELD_RE = re.compile(r"dynamic introduction of \[([^\]]+)\] within \[([^\]]+)\]")
 OBJECT_FIELD_RE = re.compile(r"object mapping for \[([^\]]+)\]")
 RETRYABLE_STATUS = frozenset({429, 502, 503, 504})
+MISCONFIGURED_STATUS = frozenset({401, 403})
+PROBE_TIMEOUT_S = 5.0
 
 
 class ESCrashStorage(CrashDestination):
@@ -116,6 +125,23 @@ class ESCrashStorage(CrashDestination):
             self._client.close()
             self._client = None
 
+    def probe(self) -> Health:
+        """GET / once: is the cluster there, and does it take our credentials?"""
+        from elasticsearch import ApiError, ConnectionTimeout
+        from elasticsearch import ConnectionError as ESConnectionError
+
+        try:
+            self.client.options(request_timeout=min(self.timeout_s, PROBE_TIMEOUT_S)).info()
+        except (ESConnectionError, ConnectionTimeout) as exc:
+            return Health.unreachable(describe_cause(exc))
+        except ApiError as exc:
+            if exc.meta.status in MISCONFIGURED_STATUS:
+                return Health.misconfigured(describe_cause(exc))
+            return Health.unreachable(describe_cause(exc))
+        except Exception as exc:
+            return Health.unreachable(describe_cause(exc))
+        return Health.healthy()
+
     # -- index -------------------------------------------------------------------------------
 
     def ensure_index(self, index: str) -> set[str]:
@@ -155,6 +181,7 @@ class ESCrashStorage(CrashDestination):
         document: dict[str, Any] | None = None
         removed: list[str] = []
         last_problem = "no attempt made"
+        connection_error: Exception | None = None  # the last attempt could not reach ES
         for attempt in range(1, self.attempts + 1):
             started = time.perf_counter()
             try:
@@ -169,6 +196,7 @@ class ESCrashStorage(CrashDestination):
                 # same outage seen from here; indexing again by id is harmless if it did land.
                 kind = "timeout" if isinstance(exc, ConnectionTimeout) else "connection"
                 last_problem = f"{kind} error: {exc}"
+                connection_error = exc
                 self._failed(started, kind)
                 self._pause(attempt)
                 continue
@@ -181,22 +209,28 @@ class ESCrashStorage(CrashDestination):
                 removed.append(field)
                 document["removed_fields"] = " ".join(removed)
                 last_problem = f"field {field} rejected"
+                connection_error = None
                 log.info("es removed field crash_id=%s field=%s", crash_id, field)
                 continue
             except ApiError as exc:
+                if exc.meta.status in MISCONFIGURED_STATUS:
+                    self._failed(started, "unhandled")
+                    raise BackendUnavailable(f"elasticsearch refused us: {exc}") from exc
                 if exc.meta.status not in RETRYABLE_STATUS:
                     self._failed(started, "unhandled")
                     raise TransientStorageError(f"elasticsearch error for {crash_id}: {exc}")
                 last_problem = f"status {exc.meta.status}"
+                connection_error = None
                 self._failed(started, f"status{exc.meta.status}")
                 self._pause(attempt)
                 continue
             elapsed_ms = (time.perf_counter() - started) * 1000
             self.metrics.timing("processor.es.index", elapsed_ms, tags={"outcome": "successful"})
             return
-        raise TransientStorageError(
-            f"elasticsearch: {crash_id} not indexed after {self.attempts} attempts ({last_problem})"
-        )
+        message = f"elasticsearch: {crash_id} not indexed after {self.attempts} attempts"
+        if connection_error is not None:
+            raise BackendUnavailable(f"{message} ({last_problem})") from connection_error
+        raise TransientStorageError(f"{message} ({last_problem})")
 
     def _failed(self, started: float, error: str) -> None:
         """One failed attempt: its timing, and one `es.indexerror` tagged with what failed."""

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from procsupervisor import bounded_json, crashid
+from procsupervisor.health import Health
 from procsupervisor.metrics import Metrics
 from procsupervisor.storage import crashjson, keys
 from procsupervisor.storage.base import (
@@ -46,6 +47,17 @@ class FSCrashStorage(CrashSource, CrashDestination):
     ) -> FSCrashStorage:
         root = options.get("root") or ""
         return cls(Path(root) if root else Path(data_dir) / "crashes")
+
+    def probe(self) -> Health:
+        """The root is a folder we can read and write (or one we can create)."""
+        existing = self.root
+        while not existing.exists() and existing.parent != existing:
+            existing = existing.parent
+        if not existing.is_dir():
+            return Health.misconfigured(f"{existing} is not a directory")
+        if not os.access(existing, os.R_OK | os.W_OK | os.X_OK):
+            return Health.misconfigured(f"PermissionError: {existing} is not writable")
+        return Health.healthy()
 
     # -- keys ---------------------------------------------------------------------------------
 

@@ -2,9 +2,11 @@
 
 One transaction writes all three rows (Socorro used one per table, so a failure could leave a
 crash half saved). Rows conflict on (uuid, crash_date), so saving a crash again replaces it.
-Operational errors are retried a bounded number of times with a fresh connection, then raised
-as TransientStorageError: an outage makes the crash retry later through the queue instead of
-blocking the worker forever (Socorro's infinite backoff stalled every worker thread).
+Operational errors are retried a bounded number of times with a fresh connection, then raised:
+as BackendUnavailable when the server itself is unreachable or refuses our configuration (the
+crash then waits out the outage in its queue without losing an attempt, docs/architecture.md
+§5), else as TransientStorageError. Either way the worker is never blocked forever (Socorro's
+infinite backoff stalled every worker thread).
 """
 
 from __future__ import annotations
@@ -22,9 +24,14 @@ from typing import Any
 from psycopg2 import sql
 
 from procsupervisor import crashid
+from procsupervisor.health import Health, HealthStatus, describe_cause
 from procsupervisor.metrics import Metrics, NullMetrics
 from procsupervisor.storage import crashjson, pg_schema
-from procsupervisor.storage.base import CrashDestination, TransientStorageError
+from procsupervisor.storage.base import (
+    BackendUnavailable,
+    CrashDestination,
+    TransientStorageError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +47,16 @@ JSON_LONE_SURROGATE_RE = re.compile(
 )
 PSEUDO_TRUE = frozenset({"1", "true", "t", "yes", "y", "on"})
 PSEUDO_FALSE = frozenset({"0", "false", "f", "no", "n", "off", ""})
+# SQLSTATEs of a server refusing our configuration: invalid authorization (class 28), missing
+# database, schema or table, no privilege.
+MISCONFIGURED_SQLSTATES = frozenset({"3D000", "3F000", "42P01", "42501"})
+# A server that cannot serve anyone now: shutting down, starting, out of connections or disk.
+UNAVAILABLE_SQLSTATES = frozenset({"57P01", "57P02", "57P03", "53000", "53100", "53200", "53300"})
+# A refused connection carries no SQLSTATE, only the server's words.
+MISCONFIGURED_CONNECT_MARKERS = (
+    "does not exist", "authentication failed", "no pg_hba.conf entry", "no password supplied",
+    "permission denied", "not permitted to log in", "invalid port", "invalid dsn",
+)
 
 
 class PostgresCrashStorage(CrashDestination):
@@ -120,12 +137,40 @@ class PostgresCrashStorage(CrashDestination):
                 # instead of reusing this connection and failing on a missing table.
                 self._drop_connection()
                 # Not retryable by waiting, but it is an operator fix: keep the crash queued.
-                raise TransientStorageError(
+                raise BackendUnavailable(
                     f"PostgreSQL schema {self.schema!r} is at version {version}, needs "
                     f"{pg_schema.LATEST_VERSION}: run `procsupervisor db migrate`"
                 )
             self._schema_checked = True
         return self._connection
+
+    def probe(self) -> Health:
+        """Connect once and read the schema version."""
+        import psycopg2
+
+        try:
+            connection = psycopg2.connect(
+                self.dsn, connect_timeout=self.connect_timeout_s, application_name="procsupervisor"
+            )
+        except psycopg2.Error as exc:
+            health = postgres_health(exc)
+            return health if not health.ok else Health.unreachable(describe_cause(exc))
+        try:
+            version = pg_schema.current_version(connection, self.schema)
+        except psycopg2.Error as exc:
+            return postgres_health(exc)
+        finally:
+            connection.close()
+        if version == 0:
+            return Health.misconfigured(
+                f"schema {self.schema!r} is not initialised: run `procsupervisor db init`"
+            )
+        if version < pg_schema.LATEST_VERSION:
+            return Health.misconfigured(
+                f"schema {self.schema!r} is at version {version}, needs"
+                f" {pg_schema.LATEST_VERSION}: run `procsupervisor db migrate`"
+            )
+        return Health.healthy()
 
     def _drop_connection(self) -> None:
         if self._connection is not None and self._connection_pid == os.getpid():
@@ -169,16 +214,19 @@ class PostgresCrashStorage(CrashDestination):
                     str(exc).strip()[:200],
                 )
                 self._drop_connection()
+                if postgres_health(exc).status is HealthStatus.MISCONFIGURED:
+                    break  # waiting within one save cannot fix a configuration
                 if attempt < self.attempts:
                     time.sleep(self.retry_delay_s * 2 ** (attempt - 1))
             except psycopg2.Error as exc:
                 # Data or programming errors do not heal on a retry within this save; the
                 # queue's retry and dead-letter path records them.
                 self._drop_connection()
-                raise TransientStorageError(f"postgres error: {type(exc).__name__}: {exc}") from exc
-        raise TransientStorageError(
-            f"postgres unavailable after {self.attempts} attempts: {last_error}"
-        ) from last_error
+                error = BackendUnavailable if not postgres_health(exc).ok else TransientStorageError
+                raise error(f"postgres error: {type(exc).__name__}: {exc}") from exc
+        assert last_error is not None
+        error = BackendUnavailable if not postgres_health(last_error).ok else TransientStorageError
+        raise error(f"postgres unavailable after {attempt} attempts: {last_error}") from last_error
 
     def _ensure_partitions(self, connection: Any, crash_date: dt.date) -> None:
         week = pg_schema.monday_of(crash_date)
@@ -235,6 +283,28 @@ class PostgresCrashStorage(CrashDestination):
             " ON CONFLICT (uuid, crash_date) DO UPDATE"
             " SET date_processed = EXCLUDED.date_processed, {column} = EXCLUDED.{column}"
         ).format(table=sql.Identifier(self.schema, table), column=sql.Identifier(column))
+
+
+def postgres_health(exc: BaseException) -> Health:
+    """What a psycopg2 error says about the server: healthy when the failure is the crash's
+    own (a statement timeout, a value the table refuses)."""
+    import psycopg2
+
+    code = getattr(exc, "pgcode", None)
+    if code is None:
+        if not isinstance(exc, psycopg2.OperationalError | psycopg2.InterfaceError):
+            return Health.healthy()
+        # No SQLSTATE: the connection failed or broke; the server's words say whether it
+        # refused us (wrong database, role, password) or was not there.
+        text = str(exc).lower()
+        if any(marker in text for marker in MISCONFIGURED_CONNECT_MARKERS):
+            return Health.misconfigured(describe_cause(exc))
+        return Health.unreachable(describe_cause(exc))
+    if code.startswith("28") or code in MISCONFIGURED_SQLSTATES:
+        return Health.misconfigured(describe_cause(exc))
+    if code.startswith("08") or code in UNAVAILABLE_SQLSTATES:
+        return Health.unreachable(describe_cause(exc))
+    return Health.healthy()
 
 
 # -- value conversion ---------------------------------------------------------------------------

@@ -8,9 +8,11 @@ Socorro's key layout (docs/processing.md §3), with an optional prefix:
     v1/<dump name>/<id>                     every other dump
     v1/processed_crash/<id>                 processed crash JSON
 
-Only a real 404 (NoSuchKey) is `CrashNotFound`; every other failure, including a missing
-bucket or an access error, is `TransientStorageError`, unlike Socorro, which turned them all
-into "not found" and dropped the crash.
+Only a real 404 (NoSuchKey) is `CrashNotFound`, unlike Socorro, which turned every failure
+into "not found" and dropped the crash. A failure of the store itself (unreachable endpoint,
+5xx, missing bucket, refused credentials) is `BackendUnavailable`, so the crash waits out the
+outage without losing an attempt (docs/architecture.md §5); an object that is not valid JSON is
+`CrashUnreadable`; anything else is `TransientStorageError`.
 """
 
 from __future__ import annotations
@@ -22,16 +24,30 @@ from pathlib import Path
 from typing import Any
 
 from procsupervisor import bounded_json, crashid
+from procsupervisor.health import Health, describe_cause
 from procsupervisor.metrics import Metrics, NullMetrics
 from procsupervisor.storage import crashjson, keys
 from procsupervisor.storage.base import (
+    BackendUnavailable,
     CrashDestination,
     CrashNotFound,
     CrashSource,
+    CrashUnreadable,
     TransientStorageError,
 )
 
 NOT_FOUND_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
+# Error codes saying the bucket or our credentials are wrong: every crash would fail alike.
+MISCONFIGURED_CODES = frozenset({
+    "NoSuchBucket", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch",
+    "AllAccessDisabled", "InvalidBucketName", "PermanentRedirect", "AuthorizationHeaderMalformed",
+    "InvalidToken", "ExpiredToken", "301", "403",
+})
+# Error codes of a store that is there but not serving now.
+UNAVAILABLE_CODES = frozenset({
+    "SlowDown", "ServiceUnavailable", "InternalError", "RequestTimeout", "Throttling",
+    "RequestTimeTooSkewed",
+})
 
 
 class S3CrashStorage(CrashSource, CrashDestination):
@@ -118,14 +134,32 @@ class S3CrashStorage(CrashSource, CrashDestination):
     def client(self) -> Any:
         # A boto3 client holds a connection pool; one made before a fork must not be shared.
         if self._client is None or self._client_pid != os.getpid():
-            import boto3
-            from botocore.config import Config
-
-            self._client = boto3.session.Session().client(
-                "s3", config=Config(**self._config_args), **self._client_args
-            )
+            self._client = self._new_client()
             self._client_pid = os.getpid()
         return self._client
+
+    def _new_client(self, max_attempts: int | None = None) -> Any:
+        import boto3
+        from botocore.config import Config
+
+        config_args = dict(self._config_args)
+        if max_attempts is not None:
+            config_args["retries"] = {"max_attempts": max_attempts, "mode": "standard"}
+        return boto3.session.Session().client(
+            "s3", config=Config(**config_args), **self._client_args
+        )
+
+    def probe(self) -> Health:
+        """HEAD the bucket once (no retries): is the endpoint there, and the bucket ours?"""
+        try:
+            client = self._new_client(max_attempts=1)
+            try:
+                client.head_bucket(Bucket=self.bucket)
+            finally:
+                client.close()
+        except Exception as exc:
+            return s3_health(exc, self.bucket)
+        return Health.healthy()
 
     def _get(self, key: str) -> bytes:
         try:
@@ -145,9 +179,9 @@ class S3CrashStorage(CrashSource, CrashDestination):
         try:
             return bounded_json.loads(data, f"s3://{self.bucket}/{key}")
         except ValueError as exc:
-            # A corrupt object will not heal on retry, but "not found" would hide it; report
-            # it as transient so it is retried, then dead-lettered with this reason.
-            raise TransientStorageError(str(exc)[:300]) from exc
+            # S3 writes whole objects, so a corrupt (or too deeply nested) one will not heal on
+            # retry: dead-letter it at once, with the parse error ("not found" would hide it).
+            raise CrashUnreadable(str(exc)[:300]) from exc
 
     # -- source ------------------------------------------------------------------------------
 
@@ -157,7 +191,7 @@ class S3CrashStorage(CrashSource, CrashDestination):
         except CrashNotFound:
             raw = self._get_json(self.legacy_raw_crash_key(crash_id))
         if not isinstance(raw, dict):
-            raise TransientStorageError(f"raw crash {crash_id} is not a JSON object")
+            raise CrashUnreadable(f"raw crash {crash_id} is not a JSON object")
         return raw
 
     def get_dump_names(self, crash_id: str) -> list[str]:
@@ -166,7 +200,7 @@ class S3CrashStorage(CrashSource, CrashDestination):
         except CrashNotFound:
             return []  # a crash submitted without dumps may have no list at all
         if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-            raise TransientStorageError(f"dump_names of {crash_id} is not a list of names")
+            raise CrashUnreadable(f"dump_names of {crash_id} is not a list of names")
         return names
 
     def get_dumps(self, crash_id: str) -> dict[str, bytes]:
@@ -215,7 +249,7 @@ class S3CrashStorage(CrashSource, CrashDestination):
     def get_processed(self, crash_id: str) -> dict[str, Any]:
         processed = self._get_json(self.processed_crash_key(crash_id))
         if not isinstance(processed, dict):
-            raise TransientStorageError(f"processed crash {crash_id} is not a JSON object")
+            raise CrashUnreadable(f"processed crash {crash_id} is not a JSON object")
         return processed
 
     def save_raw_crash(
@@ -266,7 +300,8 @@ class S3CrashStorage(CrashSource, CrashDestination):
 
 
 def _translate(exc: Exception, key: str) -> Exception:
-    """NoSuchKey / 404 is CrashNotFound; anything else is transient."""
+    """NoSuchKey / 404 is CrashNotFound; a failure of the store itself is BackendUnavailable;
+    anything else is transient."""
     from botocore.exceptions import ClientError
 
     if isinstance(exc, ClientError):
@@ -276,5 +311,44 @@ def _translate(exc: Exception, key: str) -> Exception:
         # A 404 for the bucket itself (NoSuchBucket) is a configuration fault, not a crash.
         if code in NOT_FOUND_CODES or (status == 404 and code != "NoSuchBucket"):
             return CrashNotFound(f"not found: {key}")
+        if not _health_of(exc).ok:
+            return BackendUnavailable(f"s3 error on {key}: {code or status}: {exc}")
         return TransientStorageError(f"s3 error on {key}: {code or status}: {exc}")
+    if not _health_of(exc).ok:
+        return BackendUnavailable(f"s3 error on {key}: {type(exc).__name__}: {exc}")
     return TransientStorageError(f"s3 error on {key}: {type(exc).__name__}: {exc}")
+
+
+def _health_of(exc: Exception) -> Health:
+    """What a failed request says about the store: healthy when the failure is the request's
+    own (the store answered and would serve other objects)."""
+    from botocore import exceptions
+
+    if isinstance(exc, exceptions.ClientError):
+        code = str(exc.response.get("Error", {}).get("Code", ""))
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+        if code in MISCONFIGURED_CODES:
+            return Health.misconfigured(describe_cause(exc))
+        if code in UNAVAILABLE_CODES or status >= 500 or status == 429:
+            return Health.unreachable(describe_cause(exc))
+        return Health.healthy()
+    if isinstance(exc, exceptions.NoCredentialsError | exceptions.PartialCredentialsError):
+        return Health.misconfigured(describe_cause(exc))
+    if isinstance(exc, exceptions.ConnectionError | exceptions.HTTPClientError | OSError):
+        return Health.unreachable(describe_cause(exc))
+    return Health.healthy()
+
+
+def s3_health(exc: Exception, bucket: str) -> Health:
+    """A failed HEAD of `bucket` as a probe result. HEAD answers carry no error body, so the
+    bare status codes are named here."""
+    from botocore.exceptions import ClientError
+
+    if isinstance(exc, ClientError):
+        code = str(exc.response.get("Error", {}).get("Code", ""))
+        if code in ("404", "NoSuchBucket"):
+            return Health.misconfigured(f"NoSuchBucket: bucket {bucket!r} does not exist")
+        if code in ("403", "AccessDenied"):
+            return Health.misconfigured(f"AccessDenied: no access to bucket {bucket!r}")
+    health = _health_of(exc)
+    return health if not health.ok else Health.unreachable(describe_cause(exc))

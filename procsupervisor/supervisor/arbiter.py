@@ -20,22 +20,29 @@ import signal
 import socket
 import time
 from collections import deque
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from procsupervisor import __version__, data_access
-from procsupervisor import config as config_module
 from procsupervisor.backends import make_metrics, make_queue
-from procsupervisor.config import Config, ConfigError
-from procsupervisor.logs import log_event, set_level
+from procsupervisor.config import Config
+from procsupervisor.logs import log_event
+from procsupervisor.metrics import batched
 from procsupervisor.protocol import Outcome, Progress, ProtocolError, Ready, Result, WorkerMessage
 from procsupervisor.queues.base import CrashQueue
-from procsupervisor.supervisor.control import ControlServer, PendingReply
+from procsupervisor.sdnotify import Notifier
+from procsupervisor.supervisor.control import ControlServer
 from procsupervisor.supervisor.dispatcher import Dispatcher
+from procsupervisor.supervisor.health_monitor import HealthMonitor
+from procsupervisor.supervisor.housekeeping import Housekeeping, gauge_interval_s
 from procsupervisor.supervisor.pool import WorkerPool
-from procsupervisor.supervisor.reload_check import RELOAD_PROBE_TIMEOUT_S, ReloadCheck
+from procsupervisor.supervisor.reload_check import ReloadCheck
+from procsupervisor.supervisor.reloading import Reloading
 from procsupervisor.supervisor.status import Counters, aggregate_cache_stats
 from procsupervisor.supervisor.worker_handle import WorkerHandle, WorkerState
-from procsupervisor.worker_probe import WorkerStartProbe
+
+if TYPE_CHECKING:
+    from procsupervisor.service import Service
 
 log = logging.getLogger("procsupervisor.supervisor")
 
@@ -55,9 +62,12 @@ class SupervisorError(Exception):
     """The supervisor cannot start (lock held, socket in use, bad backend)."""
 
 
-class Supervisor:
-    def __init__(self, config: Config) -> None:
+class Supervisor(Reloading):
+    def __init__(self, config: Config, service: Service | None = None) -> None:
+        """`service`: what `start` prepared (a pre-bound control socket, the systemd
+        notifier, the log file); None runs without them, as the tests' in-process rigs do."""
         self.config = config
+        self.service = service
         self.reloads = 0
         self.last_reload_error: str | None = None
         self.workers = config.supervisor.workers  # wanted; the pool gets there over turns
@@ -65,6 +75,7 @@ class Supervisor:
         queue = make_queue(config, self.metrics)
         self.counters = Counters(queue.queue_names)
         self.dispatcher = Dispatcher(config, queue, self.metrics, self.counters)
+        self.health = HealthMonitor(config, self.metrics)  # backends and the breaker (§5)
         self.io_selector = selectors.DefaultSelector()
         self.pool = WorkerPool(config, self.io_selector)
         self.draining = False
@@ -77,6 +88,8 @@ class Supervisor:
         self._lock_fd: int | None = None
         self._wakeup_r: socket.socket | None = None
         self._wakeup_w: socket.socket | None = None
+        notifier = service.notifier if service is not None else Notifier(None)
+        self.housekeeping = Housekeeping(notifier, gauge_interval_s(config.statsd))
 
     @property
     def queue(self) -> CrashQueue:
@@ -87,21 +100,36 @@ class Supervisor:
 
     def run(self) -> int:
         """Run until stopped; return the process exit code."""
-        self._lock_data_dir()
+        # `start` takes the lock and binds the socket itself, before dropping root.
+        self._lock_fd, self.control = (
+            self.service.take_prepared() if self.service is not None else (None, None)
+        )
+        if self._lock_fd is None:
+            self._lock_fd = lock_data_dir(self.config.data_dir,
+                                          self.config.supervisor.data_access)
         try:
+            self._check_backends()
             self._set_title()
-            self.control = ControlServer(self.config.supervisor.socket, self._control_request)
+            if self.control is not None:
+                self.control.handler = self._control_request
+            else:
+                self.control = ControlServer(self.config.supervisor.socket,
+                                             self._control_request)
             self.io_selector.register(self.control.fileno(), selectors.EVENT_READ,
                                       ("listen", None))
+            self.housekeeping.open_metrics_endpoint(self.config.supervisor.metrics_listen,
+                                                    self.io_selector, self.status)
             self._install_signals()
             recovered = self.queue.recover_in_flight()
             log_event(log, logging.INFO, "supervisor started", pid=os.getpid(),
                       workers=self.workers, data_dir=str(self.config.data_dir),
                       config=str(self.config.path or "-"), recovered_in_flight=recovered,
-                      version=__version__)
+                      version=__version__,
+                      health=self.health.status(time.monotonic(), self.queue)["state"])
             while not self._finished():
                 try:
-                    self._turn()
+                    with batched(self.metrics):  # a turn's metrics leave in few datagrams
+                        self._turn()
                 except Exception:
                     # A bug or an unexpected backend error must not take the pool down: log it
                     # and carry on with the next turn (after a tick, so it cannot spin).
@@ -113,17 +141,12 @@ class Supervisor:
         finally:
             self._shutdown()
 
-    def _lock_data_dir(self) -> None:
-        data_dir = self.config.data_dir
-        data_access.apply(self.config.supervisor.data_access)
-        data_access.prepare_data_dir(data_dir, self.config.supervisor.data_access)
-        fd = os.open(data_dir / "supervisor.lock", os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            raise SupervisorError(f"another supervisor is running on {data_dir}")
-        self._lock_fd = fd
+    def _check_backends(self) -> None:
+        """Refuse to start on a misconfigured backend; start degraded on an unreachable one."""
+        refused = self.health.check_at_start(self.queue)
+        if refused:
+            more = f" (and {len(refused) - 1} more: run `procsupervisor check`)"
+            raise SupervisorError(refused[0] + (more if refused[1:] else ""))
 
     def _install_signals(self) -> None:
         self._wakeup_r, self._wakeup_w = socket.socketpair()
@@ -151,6 +174,8 @@ class Supervisor:
         self._reap(block=True)
         if self.control is not None:
             self.control.close()
+        self.housekeeping.close()
+        self.health.close()
         self.dispatcher.close_queues()
         self.metrics.close()
         if self._wakeup_w is not None:
@@ -177,6 +202,8 @@ class Supervisor:
                 self._accept_control()
             elif kind == "wakeup":
                 self._drain_wakeup()
+            elif kind == "call":  # a socket served by housekeeping (the metrics endpoint)
+                ref()
         self._settle_reload_check(time.monotonic())
         self._handle_signals()
         now = time.monotonic()
@@ -187,12 +214,15 @@ class Supervisor:
             stopping = self.draining and not self.dispatcher.poison_pending
             self.pool.maintain(now, workers=self.workers, draining=self.draining,
                                stopping=stopping)
+        self.health.tick(now)
         self._dispatch()
         self.dispatcher.close_retired_queues(self.pool.assignments())
         self.dispatcher.poll_queues()
         if self.control is not None:
             for fd in self.control.expire():
                 self._unregister(fd)
+        self.housekeeping.turn(now, workers_up=self.pool.up_count() >= self.workers,
+                               metrics=self.metrics, status=self.status)
 
     def _timeout(self) -> float:
         # Wake sooner when a respawn is due before the tick ends.
@@ -238,11 +268,14 @@ class Supervisor:
 
     def _dispatch(self) -> None:
         if not self.hard_stop:
-            self.dispatcher.dispatch(self.pool.available(), draining=self.draining)
+            self.dispatcher.dispatch(self.pool.available(), draining=self.draining,
+                                     pulling=self.health.allow_pull())
 
     # == operator actions =========================================================================
 
     def begin_stop(self, fast: bool) -> None:
+        if not self.draining:
+            self.housekeeping.stopping()
         if fast:
             log_event(log, logging.INFO, "fast stop: killing workers",
                       in_flight=len(self.dispatcher.in_flight))
@@ -260,75 +293,6 @@ class Supervisor:
     def scale(self, workers: int) -> None:
         self.workers = max(0, int(workers))
         log_event(log, logging.INFO, "scaled", workers=self.workers)
-
-    def reload(self) -> dict[str, Any] | PendingReply:
-        """Re-read the config and start one worker with it in a throwaway child; only if that
-        works does it replace the running config (answered when the trial is over). On any
-        error keep running as before and report it."""
-        if self.reload_check is None:  # else this request waits for the trial under way
-            old = self.config
-            try:
-                new = config_module.load(old.path, data_dir=old.data_dir, overrides=old.overrides)
-                probe = WorkerStartProbe(new)
-            except (ConfigError, OSError, ValueError) as exc:
-                return self._reload_failed(str(exc))
-            self.reload_check = ReloadCheck(new, probe, probe.fileno())
-            self.io_selector.register(probe.fileno(), selectors.EVENT_READ, ("probe", None))
-        return self.reload_check.reply_later()
-
-    def _settle_reload_check(self, now: float) -> None:
-        """Apply or refuse the reloaded config once its trial worker start has answered."""
-        check = self.reload_check
-        if check is None:
-            return
-        outcome = check.probe.result()
-        if outcome is None:
-            if not check.probe.expired(now, RELOAD_PROBE_TIMEOUT_S):
-                return
-            outcome = check.probe.give_up(f"no worker ready within {RELOAD_PROBE_TIMEOUT_S:g}s")
-        self._unregister(check.fd)
-        self.reload_check = None
-        if outcome:
-            reply = self._reload_failed(f"new workers cannot start: {outcome}")
-        else:
-            reply = self._apply_reload(check.config)
-        for pending in check.replies:
-            pending.send(reply)
-
-    def _reload_failed(self, error: str) -> dict[str, Any]:
-        self.last_reload_error = error
-        log_event(log, logging.ERROR, "reload failed, keeping the running config", error=error)
-        return {"ok": False, "error": error}
-
-    def _apply_reload(self, new: Config) -> dict[str, Any]:
-        old = self.config
-        new_metrics = None
-        try:
-            new_metrics = make_metrics(new) if new.statsd != old.statsd else None
-            new_queue = None
-            if new.queue != old.queue:
-                new_queue = make_queue(new, new_metrics or self.metrics)
-        except (ConfigError, OSError, ImportError, ValueError) as exc:
-            if new_metrics is not None:  # made for a config that is not taking over
-                new_metrics.close()
-            return self._reload_failed(str(exc))
-        if new.supervisor.socket != old.supervisor.socket:
-            log_event(log, logging.WARNING, "control socket path changes only on restart",
-                      socket=str(old.supervisor.socket))
-        if new_metrics is not None:
-            self.metrics.close()
-            self.metrics = new_metrics
-        self.dispatcher.reconfigure(new, self.metrics, new_queue)
-        self.config = new
-        self.reloads += 1
-        self.last_reload_error = None
-        self.workers = new.supervisor.workers
-        set_level(new.log_level)
-        data_access.apply(new.supervisor.data_access)  # inherited by the new workers
-        self.pool.new_generation(new)  # every worker is replaced by one of the new generation
-        log_event(log, logging.INFO, "reloaded", generation=self.pool.generation,
-                  workers=self.workers, log_level=new.log_level)
-        return {"ok": True, "generation": self.pool.generation}
 
     # == worker messages ==========================================================================
 
@@ -363,7 +327,10 @@ class Supervisor:
             worker.note_stage(message.stage)
             return
         self.dispatcher.on_result(worker, message)
+        if message.outcome is Outcome.UNAVAILABLE:
+            self.health.crash_unavailable(message.backend, message.reason, time.monotonic())
         if message.outcome is Outcome.OK:
+            self.health.crash_succeeded(time.monotonic())
             self.pool.worker_succeeded(worker)
         self.pool.retire_if_over_memory(worker)
 
@@ -413,8 +380,9 @@ class Supervisor:
         queues, totals = self.counters.snapshot(uptime)
         try:
             depths = self.queue.depths()
+            dead_letters = self.queue.dead_letter_count()
         except Exception as exc:
-            depths = {}
+            depths, dead_letters = {}, None
             log_event(log, logging.WARNING, "queue depths unavailable", error=str(exc))
         return {
             "pid": os.getpid(),
@@ -433,13 +401,19 @@ class Supervisor:
             "workers": self.pool.status(now),
             "queues": queues,
             "queue_depths": depths,
+            "dead_letters": dead_letters,
             "poison_pending": len(self.dispatcher.poison_pending),
             "duplicates_held": sum(map(len, self.dispatcher.held_duplicates.values())),
             "stuck_in_flight": self.dispatcher.stuck_in_flight(),
+            "in_flight": len(self.dispatcher.in_flight),
+            "worker_restarts": self.pool.restarts,
             "crash_loop_backoff": self.pool.backoff_status(now),
             "totals": totals,
+            "health": self.health.status(now, self.queue),
+            # Workers replaced by reloads or restarts count too: counters survive reloads.
             "symbol_cache": aggregate_cache_stats(
-                w.cache_stats for w in self.pool.handles.values()
+                [self.pool.retired_cache_stats,
+                 *(w.cache_stats for w in self.pool.handles.values())]
             ),
         }
 
@@ -449,3 +423,17 @@ class Supervisor:
         except ImportError:
             return
         setproctitle("procsupervisor: supervisor")
+
+
+def lock_data_dir(data_dir: Path, access: str) -> int:
+    """Hold the data directory for this supervisor (released when the process exits),
+    creating it, or narrowing one of ours, for `[supervisor] data_access`."""
+    data_access.apply(access)
+    data_access.prepare_data_dir(data_dir, access)
+    fd = os.open(data_dir / "supervisor.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise SupervisorError(f"another supervisor is running on {data_dir}")
+    return fd

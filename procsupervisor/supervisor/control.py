@@ -176,13 +176,15 @@ class ControlServer:
             conn.sock.close()
 
     def close(self) -> None:
+        if self.listener.fileno() == -1:
+            return  # closed already: never unlink a path another supervisor may own by now
         for fd in list(self.connections):
             self._close(fd)
         self.listener.close()
         try:
             self.path.unlink()
-        except FileNotFoundError:
-            pass
+        except OSError:
+            pass  # gone already, or in a directory that only root (before a privilege drop) owns
 
 
 def _peer_is_us(sock: socket.socket) -> bool:
@@ -190,7 +192,9 @@ def _peer_is_us(sock: socket.socket) -> bool:
         return True  # not Linux: the 0600 mode of the socket file is the only guard
     creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
     _pid, uid, _gid = struct.unpack("3i", creds)
-    return uid == os.getuid()
+    # root too: after `start --user` drops privileges, root still operates the service (and
+    # could take over the process anyway).
+    return uid in (os.getuid(), 0)
 
 
 def _answers(path: Path) -> bool:

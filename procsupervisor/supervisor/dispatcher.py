@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -37,6 +37,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("procsupervisor.supervisor")
 
 MAX_RETRY_DELAY_S = 300.0
+MAX_FREE_RELEASES = 5
+MAX_TRACKED_RELEASES = 100_000
 
 
 @dataclass
@@ -60,6 +62,8 @@ class Dispatcher:
         self.metrics = metrics
         self.counters = counters
         self.in_flight: set[str] = set()  # crash ids held by a worker or poison_pending
+        # crash id -> times an outage sent it back without counting an attempt
+        self.free_releases: OrderedDict[str, int] = OrderedDict()
         self.poison_pending: deque[PendingPoison] = deque()
         # Unacked copies of a crash in flight, finished once that crash is settled.
         self.held_duplicates: dict[str, list[tuple[CrashQueue, Delivery]]] = {}
@@ -80,16 +84,18 @@ class Dispatcher:
 
     # -- handing out crashes ------------------------------------------------------------------
 
-    def dispatch(self, available: Iterable[WorkerHandle], *, draining: bool) -> None:
-        """Give each available worker a poison record to save or, unless draining, the next
-        crash from the queues."""
+    def dispatch(
+        self, available: Iterable[WorkerHandle], *, draining: bool, pulling: bool = True
+    ) -> None:
+        """Give each available worker a poison record to save or, unless draining or the
+        breaker stopped `pulling`, the next crash from the queues."""
         for worker in available:
             if self.poison_pending:
                 poison = self.poison_pending.popleft()
                 self._assign(worker, Assignment(poison.delivery, poison.queue, time.monotonic(),
                                                 poison_reason=poison.reason))
                 continue
-            if draining:
+            if draining or not pulling:
                 return
             assignment = self._next_assignment()
             if assignment is None:
@@ -147,6 +153,8 @@ class Dispatcher:
             durable = True  # saved everywhere: a copy left in a queue only means a redo
         elif result.outcome is Outcome.INVALID:
             durable = self._dead_letter(queue, delivery, reason or "invalid crash")
+        elif result.outcome is Outcome.UNAVAILABLE and self._may_release(delivery):
+            durable = self._release(queue, delivery, f"{result.outcome}: {reason}")
         elif delivery.attempt >= self.config.supervisor.max_attempts:
             durable = self._dead_letter(
                 queue, delivery, f"{result.outcome} after {delivery.attempt} attempts: {reason}")
@@ -190,7 +198,8 @@ class Dispatcher:
             if durable:
                 self._ack(queue, duplicate)
             else:
-                self._finish("release", queue.release, duplicate)
+                self._finish("release", queue.release, duplicate,
+                             "its original's queue action failed", 0.0)
 
     # -- queue actions ------------------------------------------------------------------------
 
@@ -209,6 +218,7 @@ class Dispatcher:
         return True
 
     def _ack(self, queue: CrashQueue, delivery: Delivery) -> bool:
+        self.free_releases.pop(delivery.crash_id, None)
         if not self._finish("ack", queue.ack, delivery):
             return False
         self.counters.queue(delivery.queue).acked += 1
@@ -224,7 +234,29 @@ class Dispatcher:
                   queue=delivery.queue, attempt=delivery.attempt, delay_s=delay, reason=reason)
         return True
 
+    def _may_release(self, delivery: Delivery) -> bool:
+        """Whether an outage may send this crash back without an attempt once more. A failure
+        that only looked backend-wide (the probes find the backend healthy, yet this crash
+        keeps failing) must not loop for ever: past MAX_FREE_RELEASES it costs attempts."""
+        crash_id = delivery.crash_id
+        releases = self.free_releases.pop(crash_id, 0) + 1
+        self.free_releases[crash_id] = releases
+        while len(self.free_releases) > MAX_TRACKED_RELEASES:
+            self.free_releases.popitem(last=False)
+        return releases <= MAX_FREE_RELEASES
+
+    def _release(self, queue: CrashQueue, delivery: Delivery, reason: str) -> bool:
+        delay = self.config.supervisor.retry_delay_s
+        if not self._finish("release", queue.release, delivery, reason, delay):
+            return False
+        self.counters.queue(delivery.queue).retried += 1
+        log_event(log, logging.INFO, "crash retried", crash_id=delivery.crash_id,
+                  queue=delivery.queue, attempt=delivery.attempt, attempt_counted=False,
+                  delay_s=delay, reason=reason)
+        return True
+
     def _dead_letter(self, queue: CrashQueue, delivery: Delivery, reason: str) -> bool:
+        self.free_releases.pop(delivery.crash_id, None)
         if not self._finish("dead_letter", queue.dead_letter, delivery, reason):
             return False
         self.counters.queue(delivery.queue).dead_lettered += 1

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from procsupervisor.backends import load_class
 from procsupervisor.logs import log_event
+from procsupervisor.supervisor.status import add_counters
 from procsupervisor.supervisor.worker_handle import Assignment, WorkerHandle, WorkerState
 
 if TYPE_CHECKING:
@@ -46,6 +47,8 @@ class Slot:
 
     index: int
     spawns: int = 0  # workers started here so far (the next one's `restarts`)
+    processed: int = 0  # crashes done by the workers that have left this slot
+    failed: int = 0
     failures: int = 0  # consecutive short lives, for crash-loop backoff
     next_spawn: float = 0.0  # monotonic; no respawn here before then
 
@@ -60,6 +63,10 @@ class WorkerPool:
         self.io_selector = io_selector
         self.handles: dict[int, WorkerHandle] = {}  # by pid
         self.slots: dict[int, Slot] = {}
+        self.restarts = 0  # workers that exited unexpectedly (killed, crashed)
+        # Cache counters of workers gone (replaced by a reload, restarted), so the totals in
+        # status keep counting across reloads.
+        self.retired_cache_stats: dict[str, Any] = {}
 
     def slot(self, index: int) -> Slot:
         return self.slots.setdefault(index, Slot(index))
@@ -163,6 +170,11 @@ class WorkerPool:
         worker.exited(cause)
         now = time.monotonic()
         slot = self.slot(worker.index)
+        slot.processed += worker.processed
+        slot.failed += worker.failed
+        add_counters(self.retired_cache_stats, worker.cache_stats)
+        if not expected and not hard_stop:
+            self.restarts += 1
         never_ready = worker.state is WorkerState.STARTING and not hard_stop
         if not never_ready and (expected or worker.kill_reason is not None):
             slot.failures = 0
@@ -184,6 +196,13 @@ class WorkerPool:
 
     # -- views --------------------------------------------------------------------------------
 
+    def up_count(self) -> int:
+        """Workers that are up and staying (started, not retiring or stopping)."""
+        return sum(
+            1 for w in self.handles.values()
+            if w.state in (WorkerState.IDLE, WorkerState.BUSY) and not w.retiring
+        )
+
     def available(self) -> list[WorkerHandle]:
         return [worker for worker in self.handles.values() if worker.available]
 
@@ -203,8 +222,18 @@ class WorkerPool:
         }
 
     def status(self, now: float) -> list[dict[str, Any]]:
+        """One row per worker. `processed`/`failed` count for the slot, so that replacing
+        its worker (a reload) does not reset them; a retiring worker shows only its own."""
         workers = sorted(self.handles.values(), key=lambda w: (w.index, w.retiring, w.pid))
-        return [worker.status(now) for worker in workers]
+        rows = []
+        for worker in workers:
+            row = worker.status(now)
+            if not worker.retiring:
+                slot = self.slot(worker.index)
+                row["processed"] += slot.processed
+                row["failed"] += slot.failed
+            rows.append(row)
+        return rows
 
 
 def fork_worker(index: int, config: Config, generation: int, restarts: int) -> WorkerHandle:

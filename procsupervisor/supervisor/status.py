@@ -67,6 +67,21 @@ class Counters:
 SHARED_CACHE_FIGURES = frozenset({"size_bytes", "entries", "size_limit_bytes"})
 
 
+# Figures that are a level now (entries in a worker's memory), not a count since start: a
+# worker that is gone holds none of them any more.
+LEVEL_CACHE_FIGURES = SHARED_CACHE_FIGURES | {"memory_entries", "memory_bytes"}
+
+
+def add_counters(total: dict[str, Any], stats: Mapping[str, Any]) -> None:
+    """Add a departed worker's last cache counters to `total` (levels are left out)."""
+    for key, value in stats.items():
+        if key in LEVEL_CACHE_FIGURES or not isinstance(value, int | float):
+            continue
+        if isinstance(value, bool):
+            continue
+        total[key] = total.get(key, 0) + value
+
+
 def aggregate_cache_stats(stats: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     """Sum the per-worker cache counters the workers last reported; take the shared disk
     figures once (the latest, i.e. largest, report)."""
@@ -99,6 +114,7 @@ def render(status: Mapping[str, Any]) -> str:
     ]
     if status.get("last_reload_error"):
         lines.append(f"last reload failed: {status['last_reload_error']}")
+    lines.extend(health_lines(status.get("health")))
     lines.append("")
     lines.append(
         _table(
@@ -136,6 +152,9 @@ def render(status: Mapping[str, Any]) -> str:
         lines.append("")
         lines.append(f"stuck in flight: {len(stuck)} (the queue could not settle them and"
                      f" keeps trying): {' '.join(stuck[:5])}" + (" ..." if len(stuck) > 5 else ""))
+    if status.get("dead_letters") is not None:
+        lines.append(f"dead letters waiting: {status['dead_letters']}"
+                     + ("  (procsupervisor dead list)" if status["dead_letters"] else ""))
     totals = status["totals"]
     lines.append("")
     lines.append(
@@ -147,6 +166,28 @@ def render(status: Mapping[str, Any]) -> str:
     if cache:
         lines.extend(_cache_lines(cache))
     return "\n".join(lines)
+
+
+def health_lines(health: Mapping[str, Any] | None) -> list[str]:
+    """`health: healthy`, or the state and one line per backend that is down or breaker-open."""
+    if not health:
+        return []
+    state = str(health.get("state", "unknown"))
+    lines = [f"health: {state}" + ("" if health.get("pulling", True) else "  (pulling stopped)")]
+    for name, row in (health.get("backends") or {}).items():
+        if row.get("status") == "healthy" and row.get("breaker") != "open":
+            continue
+        parts = [f"  {name}: {row.get('status')}"]
+        if row.get("breaker") == "open":
+            parts.append(f"breaker open {row.get('open_s') or 0:.0f}s")
+        if row.get("failed_probes"):
+            parts.append(f"probes failed {row['failed_probes']}")
+        if row.get("next_probe_s") is not None:
+            parts.append(f"next probe in {row['next_probe_s']:.1f}s")
+        if row.get("cause"):
+            parts.append(str(row["cause"]))
+        lines.append("  ".join(parts))
+    return lines
 
 
 # Cache counters that each mean something went wrong; the table shows their sum (`status --json`

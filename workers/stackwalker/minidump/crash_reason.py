@@ -130,7 +130,7 @@ _NTSTATUS = {
     0xC0000009: "STATUS_BAD_INITIAL_STACK",
 }
 
-_LINUX_SIGNALS = [
+LINUX_SIGNALS = [
     "SIGHUP", "SIGINT", "SIGQUIT", "SIGILL", "SIGTRAP", "SIGABRT", "SIGBUS", "SIGFPE",
     "SIGKILL", "SIGUSR1", "SIGSEGV", "SIGUSR2", "SIGPIPE", "SIGALRM", "SIGTERM", "SIGSTKFLT",
     "SIGCHLD", "SIGCONT", "SIGSTOP", "SIGTSTP", "SIGTTIN", "SIGTTOU", "SIGURG", "SIGXCPU",
@@ -219,8 +219,8 @@ def _linux_reason(exc: ExceptionRecord) -> str | None:
         flags = exc.flags
         sub = names[flags - 1] if 1 <= flags <= len(names) else _hex32(flags)
         return prefix + sub
-    if 1 <= exc.code <= len(_LINUX_SIGNALS):
-        return _LINUX_SIGNALS[exc.code - 1]
+    if 1 <= exc.code <= len(LINUX_SIGNALS):
+        return LINUX_SIGNALS[exc.code - 1]
     return None
 
 

@@ -14,6 +14,7 @@ from typing import Any
 from procsupervisor.workers.stackwalker import bitflips
 from procsupervisor.workers.stackwalker.memory_regions import MemoryMap, memory_map
 from procsupervisor.workers.stackwalker.minidump.context import PRINT_ORDER
+from procsupervisor.workers.stackwalker.minidump.crash_reason import LINUX_SIGNALS
 from procsupervisor.workers.stackwalker.minidump.exception import ExceptionRecord
 from procsupervisor.workers.stackwalker.minidump.system_info import (
     ARCH_AMD64,
@@ -25,12 +26,6 @@ from procsupervisor.workers.stackwalker.process import ProcessState
 
 JSON = dict[str, Any]
 
-_LINUX_SIGNALS = [
-    "SIGHUP", "SIGINT", "SIGQUIT", "SIGILL", "SIGTRAP", "SIGABRT", "SIGBUS", "SIGFPE",
-    "SIGKILL", "SIGUSR1", "SIGSEGV", "SIGUSR2", "SIGPIPE", "SIGALRM", "SIGTERM", "SIGSTKFLT",
-    "SIGCHLD", "SIGCONT", "SIGSTOP", "SIGTSTP", "SIGTTIN", "SIGTTOU", "SIGURG", "SIGXCPU",
-    "SIGXFSZ", "SIGVTALRM", "SIGPROF", "SIGWINCH", "SIGIO", "SIGPWR", "SIGSYS",
-]  # fmt: skip
 DUMP_REQUESTED = 0xFFFFFFFF
 # Signal -> its si_code names (1-based), where rust-minidump names the kind of fault.
 _SIGNAL_KINDS: dict[int, list[str]] = {
@@ -60,8 +55,8 @@ def linux_crash_reason(exc: ExceptionRecord) -> str | None:
     """rust-minidump's text for a Linux/Android signal; None for a code it does not know."""
     if exc.code == DUMP_REQUESTED:
         name = "DUMP_REQUESTED"
-    elif 1 <= exc.code <= len(_LINUX_SIGNALS):
-        name = _LINUX_SIGNALS[exc.code - 1]
+    elif 1 <= exc.code <= len(LINUX_SIGNALS):
+        name = LINUX_SIGNALS[exc.code - 1]
         kinds = _SIGNAL_KINDS.get(exc.code, [])
         if 1 <= exc.flags <= len(kinds):
             return f"{name} / {kinds[exc.flags - 1]}"
