@@ -452,29 +452,10 @@ class RabbitMQQueue(CrashQueue):
         cached_at, cached = self._depths_cache
         if cached and time.monotonic() - cached_at < DEPTHS_CACHE_S:
             return dict(cached)
-        if not self.broker.ensure_connected():
-            return {}
-        import pika
-
-        depths: dict[str, int] = {}
-        channel = None
-        try:
-            # Its own channel: a passive declare of a deleted queue closes the channel it used.
-            channel = self.broker.connection.channel()
-            for logical, real in [*self.names.items(), ("deadletter", self.deadletter_queue)]:
-                frame = channel.queue_declare(queue=real, passive=True)
-                depths[logical] = int(frame.method.message_count)
+        queues = {**self.names, "deadletter": self.deadletter_queue}
+        depths = self.broker.message_counts(queues)
+        if len(depths) == len(queues):
             self._depths_cache = (time.monotonic(), dict(depths))
-        except pika.exceptions.ChannelClosedByBroker as exc:
-            log.warning("rabbitmq queue depth unavailable: %s", describe_error(exc))
-        except (pika.exceptions.AMQPError, OSError) as exc:
-            self.broker.broken("depths", exc)
-        finally:
-            if channel is not None and channel.is_open:
-                try:
-                    channel.close()
-                except Exception:
-                    pass
         return depths
 
 

@@ -25,7 +25,7 @@ import logging
 import os
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from procsupervisor.health import (
@@ -222,6 +222,33 @@ class BrokerConnection:
             ),
             mandatory=True,
         )
+
+    def message_counts(self, queues: Mapping[str, str]) -> dict[str, int]:
+        """Messages waiting per queue (`{label: real name}`), by label; {} while the broker
+        is away, and the labels counted before a queue that cannot be declared passively."""
+        if not self.ensure_connected():
+            return {}
+        import pika
+
+        counts: dict[str, int] = {}
+        channel = None
+        try:
+            # Its own channel: a passive declare of a deleted queue closes the channel it used.
+            channel = self.connection.channel()
+            for label, real in queues.items():
+                frame = channel.queue_declare(queue=real, passive=True)
+                counts[label] = int(frame.method.message_count)
+        except pika.exceptions.ChannelClosedByBroker as exc:
+            log.warning("rabbitmq queue depth unavailable: %s", describe_error(exc))
+        except (pika.exceptions.AMQPError, OSError) as exc:
+            self.broken("depths", exc)
+        finally:
+            if channel is not None and channel.is_open:
+                try:
+                    channel.close()
+                except Exception:
+                    pass
+        return counts
 
 
 def declare_queue(
