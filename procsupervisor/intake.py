@@ -12,6 +12,7 @@ from typing import Any
 
 from procsupervisor import bounded_json, collector, crashid
 from procsupervisor.backends import load_class, make_queue, make_source
+from procsupervisor.cli_errors import describe
 from procsupervisor.config import Config
 from procsupervisor.metrics import NullMetrics
 
@@ -69,11 +70,11 @@ def submit_crash(
         try:
             source.save_raw_crash(stored, dumps, crash_id)
         except Exception as exc:  # whatever the backend raises, the user gets one line
-            raise StoreFailed(f"cannot store crash {crash_id}: {_describe(exc)}") from exc
+            raise StoreFailed(f"cannot store crash {crash_id}: {describe(exc)[:300]}") from exc
         try:
             queue.publish(queue_name, crash_id)
         except Exception as exc:
-            raise NotQueued(crash_id, queue_name, _describe(exc)) from exc
+            raise NotQueued(crash_id, queue_name, describe(exc)[:300]) from exc
     finally:
         source.close()
         queue.close()
@@ -111,13 +112,6 @@ def known_rulesets(config: Config) -> tuple[str, ...] | None:
         raise ValueError(f"cannot load the processor {config.supervisor.processor!r}: {exc}")
     names = getattr(factory, "ruleset_names", None)
     return tuple(names()) if callable(names) else None
-def _describe(exc: BaseException) -> str:
-    """One line: our own errors already say what failed; others get their type first, unless
-    their message names it already."""
-    text = " ".join(str(exc).split())
-    if type(exc).__module__.startswith("procsupervisor.") or f"{type(exc).__name__}:" in text:
-        return text[:300]
-    return f"{type(exc).__name__}: {text}"[:300]
 
 
 def _checked_body(body: str) -> str:

@@ -61,7 +61,8 @@ def test_submit_into_a_store_that_cannot_be_written(run, tmp_path: Path) -> None
     store.write_text("not a folder")
     raw = tmp_path / "raw.json"
     line = one_line_error(run("submit", str(raw)))
-    assert line.startswith("Error: cannot submit: TransientStorageError: writing")
+    assert line.startswith("Error: cannot store crash ")  # nothing queued (issue 10 part B)
+    assert ": TransientStorageError: writing" in line
 
 
 def test_submit_with_a_dump_that_cannot_be_read(run, tmp_path: Path) -> None:

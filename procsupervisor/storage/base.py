@@ -72,6 +72,7 @@ class CrashSource(abc.ABC):
         except CrashNotFound:
             return False
         return True
+
     def probe(self) -> Health:
         """One cheap check that the source answers as configured (procsupervisor.health)."""
         return Health.healthy()
