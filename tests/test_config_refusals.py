@@ -115,3 +115,48 @@ def test_a_reload_its_workers_cannot_start_with_keeps_the_old_workers(tmp_path: 
     finally:
         supervisor.stop()
     assert processed_crash(data_dir, crash_id)["success"] is True
+
+
+@pytest.mark.parametrize(("section", "key", "value", "problem"), [
+    ("supervisor", "metrics_listen", "0.0.0.0:9187", "must be a loopback address"),
+    ("supervisor", "metrics_listen", "127.0.0.1", "must be host:port"),
+    ("supervisor", "probe_max_interval_s", "0", "must be >= 0.1"),
+    ("statsd", "gauge_interval_s", "soon", "'soon' is not a number"),
+    ("statsd", "gauge_interval_s", "0", "must be > 0"),
+    ("statsd", "max_udp_bytes", "0", "must be >= 1"),
+    ("statsd", "max_udp_bytes", "70000", "must be <= 65507"),
+])
+def test_the_issue_10_keys_are_typed_too(
+    tmp_path: Path, section: str, key: str, value: str, problem: str
+) -> None:
+    setting = f"{key} = {value}\n"
+    path = tmp_path / "bad.ini"
+    path.write_text(config_text(
+        tmp_path / "data",
+        supervisor=GOOD_PROCESSOR + (setting if section == "supervisor" else ""),
+        extra=f"[{section}]\n{setting}" if section != "supervisor" else ""))
+    with pytest.raises(config.ConfigError) as refused:
+        config.load(path, environ={})
+    assert f"key '{key}'" in str(refused.value) and problem in str(refused.value)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", ["no module", "no attribute", None])
+def test_check_reports_workers_that_cannot_start_in_one_line(
+    tmp_path: Path, case: str | None
+) -> None:
+    kwargs, mentioned = bad_configs(tmp_path)[case] if case else ({}, "")
+    path = tmp_path / "check.ini"
+    path.write_text(config_text(tmp_path / "data", **kwargs))
+    checked = subprocess.run(
+        [PYTHON, "-m", "procsupervisor", "--config", str(path), "check"],
+        cwd=ROOT, env=subprocess_env(), capture_output=True, text=True, timeout=60)
+    printed = checked.stdout.splitlines()
+    workers = [line for line in printed if line.startswith("workers:")]
+    if case is None:
+        assert checked.returncode == 0 and workers == [], checked.stdout + checked.stderr
+        return
+    assert checked.returncode == 1, checked.stdout + checked.stderr
+    assert len(workers) == 1 and workers[0].startswith("workers: cannot start: ")
+    assert mentioned in workers[0]
+    assert "source fs: healthy" in printed and not checked.stderr

@@ -138,6 +138,56 @@ def test_a_crash_that_keeps_looking_like_an_outage_starts_costing_attempts(rig) 
     assert supervisor.counters.queue("normal").dead_lettered == 1
 
 
+def test_one_release_serves_an_outage_and_a_held_duplicate(
+    rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`CrashQueue.release` has one meaning for both callers: back in the queue with the same
+    attempt and the reason, after a delay (the outage's) or at once (a duplicate held behind a
+    crash whose own queue action failed: issue 13 item 1 meets issue 10's no-cost requeue)."""
+    supervisor, worker, theirs, _fake = rig
+    child = subprocess.Popen(["sleep", "30"])
+    other_sock, _other_theirs = socket.socketpair()
+    second = WorkerHandle(index=1, pid=child.pid, sock=other_sock, generation=0,
+                          state=WorkerState.IDLE)
+    supervisor.pool.handles[child.pid] = second
+    try:
+        crash_id = crashid.create()
+        supervisor.queue.publish("normal", crash_id)
+        supervisor.queue.publish("normal", crash_id)  # queued twice
+        time.sleep(0.05)
+        supervisor._dispatch()
+        held = worker.assignment or second.assignment
+        assert held is not None and not (worker.assignment and second.assignment)
+        assert sum(map(len, supervisor.dispatcher.held_duplicates.values())) == 1
+        real_retry = supervisor.queue.retry
+        calls: list[int] = []
+
+        def retry_refused_once(delivery: Any, reason: str, delay_s: float) -> None:
+            calls.append(delivery.attempt)
+            if len(calls) == 1:
+                raise OSError(28, "No space left on device")
+            real_retry(delivery, reason, delay_s)
+
+        monkeypatch.setattr(supervisor.queue, "retry", retry_refused_once)
+        busy = worker if worker.assignment else second
+        sock = theirs if busy is worker else _other_theirs
+        sock.sendall(encode({"type": "result", "crash_id": crash_id, "outcome": "transient",
+                             "reason": "storage hiccup"}))
+        supervisor._read_worker(busy.pid)
+        # The original's retry was refused; the duplicate went back through `release`: a retry
+        # of the previous attempt, so the copy keeps attempt 1, with the reason.
+        assert calls == [1, 0]
+        assert supervisor.dispatcher.held_duplicates == {}
+        (copy,) = ready_messages(supervisor)
+        assert (copy["body"], copy["attempt"]) == (crash_id, 1)
+        assert copy["reason"] == "its original's queue action failed"
+    finally:
+        child.kill()
+        child.wait()
+        other_sock.close()
+        _other_theirs.close()
+
+
 def test_probes_back_off_up_to_the_limit_and_close_the_breaker(tmp_path: Path) -> None:
     loaded = config.load(None, data_dir=tmp_path, environ={},
                          overrides={"probe_max_interval_s": "2"})

@@ -78,8 +78,10 @@ class CrashQueue(abc.ABC):
     def release(self, delivery: Delivery, reason: str, delay_s: float) -> None:
         """Put it back to be delivered again after delay_s without counting an attempt: nothing
         about the crash failed. Either a backend was down (docs/architecture.md §5), or it is a
-        duplicate held behind a crash whose own queue action failed (delay 0). By default a
-        retry of the previous attempt; a backend may hand it back as it is when delay_s is 0."""
+        duplicate held behind a crash whose own queue action failed (docs/architecture.md §4,
+        delay 0). A retry of the previous attempt: a new copy with the reason, then the message
+        is finished, also when the broker already took a stale delivery back (the supervisor
+        acks a held duplicate once this succeeds, so handing nothing back could lose it)."""
         self.retry(replace(delivery, attempt=delivery.attempt - 1), reason, delay_s)
 
     @abc.abstractmethod

@@ -171,22 +171,6 @@ class FSQueue(CrashQueue):
 
         self._settle(delivery, "dead_letter", action)
 
-    def release(self, delivery: Delivery, reason: str, delay_s: float) -> None:
-        """With no delay, back to `ready` under its old name: first in line, same attempt."""
-        if delay_s > 0:
-            super().release(delivery, reason, delay_s)
-            return
-        path = Path(delivery.tag)
-
-        def action() -> None:
-            try:
-                os.rename(path, self._folder(self._ready, delivery.queue) / path.name)
-            except FileNotFoundError:
-                return
-            self._listed_mtime[delivery.queue] = -1
-
-        self._settle(delivery, "release", action)
-
     def _settle(self, delivery: Delivery, what: str, action: Callable[[], None]) -> None:
         """Run `action`; if the spool refuses it, keep it to try again from `poll` and raise."""
         try:

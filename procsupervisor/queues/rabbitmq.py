@@ -24,7 +24,7 @@ it reconnects with growing backoff (rabbitmq_connection.py, which also keeps hea
 answered); a `retry` or `dead_letter` whose copy the broker did not confirm raises, so the
 supervisor never counts it as settled. A duplicate of a crash already in flight is held
 unacked by the supervisor, which knows what is in flight, until that crash is settled; then it
-is acked, or handed back with `release` (basic_nack, requeue) if settling failed.
+is acked, or handed back with `release` (a retry of the previous attempt) if settling failed.
 
 With `quorum = true` the three queues are quorum queues with `x-delivery-limit`: a message the
 broker had to redeliver more than that many times (its supervisor kept dying) goes to the
@@ -275,22 +275,6 @@ class RabbitMQQueue(CrashQueue):
         }
         self._publish_then_ack(delivery, self.deadletter_queue, headers)
         self.metrics.incr("processor.rabbitmq.deadletter", tags={"queue": delivery.queue})
-
-    def release(self, delivery: Delivery, reason: str, delay_s: float) -> None:
-        """With no delay, hand it back to the broker now (basic_nack with requeue), same
-        attempt; with one, through a retry queue."""
-        import pika
-
-        if delay_s > 0:
-            super().release(delivery, reason, delay_s)
-            return
-        tag = self._current_tag(delivery)
-        if tag is None:
-            return  # an older channel's: the broker already took it back
-        try:
-            self.broker.channel.basic_nack(delivery_tag=tag, requeue=True)
-        except (pika.exceptions.AMQPError, OSError) as exc:
-            self.broker.broken("release", exc)  # requeued with the channel
 
     def _publish_then_ack(
         self,

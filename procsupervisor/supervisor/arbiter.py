@@ -31,7 +31,7 @@ from procsupervisor.metrics import batched
 from procsupervisor.protocol import Outcome, Progress, ProtocolError, Ready, Result, WorkerMessage
 from procsupervisor.queues.base import CrashQueue
 from procsupervisor.sdnotify import Notifier
-from procsupervisor.supervisor.control import ControlServer
+from procsupervisor.supervisor.control import ControlServer, PendingReply
 from procsupervisor.supervisor.dispatcher import Dispatcher
 from procsupervisor.supervisor.health_monitor import HealthMonitor
 from procsupervisor.supervisor.housekeeping import Housekeeping, gauge_interval_s
@@ -348,7 +348,7 @@ class Supervisor(Reloading):
         if not self.control.readable(fd):
             self.io_selector.register(fd, selectors.EVENT_READ, ("conn", None))
 
-    def _control_request(self, request: dict[str, Any]) -> dict[str, Any]:
+    def _control_request(self, request: dict[str, Any]) -> dict[str, Any] | PendingReply:
         command = request["command"]
         if command == "status":
             return {"ok": True, "status": self.status()}

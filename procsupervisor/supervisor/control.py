@@ -25,7 +25,6 @@ COMMANDS = ("status", "reload", "scale", "stop")
 MAX_SOCKET_PATH_BYTES = 107  # sun_path is 108 bytes on Linux, including the terminating NUL
 
 
-
 class PendingReply:
     """Returned by the handler for a request it answers later (a reload whose new workers are
     still being tried): the connection stays open, exempt from the idle timeout, until
