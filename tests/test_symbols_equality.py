@@ -142,16 +142,22 @@ def test_well_formed_sorted_files(tmp_path: Path, seed: int) -> None:
     starts = []
     for n in range(rng.randrange(1, 300)):
         size = rng.randrange(1, 0x200)
-        lines.append(f"FUNC {address:x} {size:x} {rng.randrange(0, 4) * 4:x} func{n}()")
+        flag = "m " if rng.random() < 0.05 else ""
+        lines.append(f"FUNC {flag}{address:x} {size:x} {rng.randrange(0, 4) * 4:x} func{n}()")
         if rng.random() < 0.3:
             head = f"{rng.randrange(1, 99)} {rng.randrange(20)} {rng.randrange(10)}"
             lines.append(f"INLINE 0 {head} {address:x} {size:x}")
             lines.append(f"INLINE 1 {head} {address + 1:x} 1")
         pos = address
+        records = []
         while pos < address + size:
             step = min(rng.randrange(1, 0x40), address + size - pos)
-            lines.append(f"{pos:x} {step:x} {rng.randrange(1, 5000)} {rng.randrange(20)}")
+            records.append(f"{pos:x} {step:x} {rng.randrange(1, 5000)} {rng.randrange(20)}")
             pos += step
+        if rng.random() < 0.05:  # overlapping lines in one function: resolved when laid out
+            rng.shuffle(records)
+            records.append(records[0])
+        lines += records
         starts.append((address, size))
         address += size + rng.randrange(0, 0x10)
     lines += [f"PUBLIC {a:x} 0 pub_{a:x}" for a, _ in starts if rng.random() < 0.5]

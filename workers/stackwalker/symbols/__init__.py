@@ -27,13 +27,14 @@ from procsupervisor.workers.stackwalker.symbols.codec import (
     IndexCodec,
     IndexCorruptError,
 )
-from procsupervisor.workers.stackwalker.symbols.directory import (
-    DirectorySymbolProvider,
-    load_sym_file,
-)
+from procsupervisor.workers.stackwalker.symbols.directory import DirectorySymbolProvider
 from procsupervisor.workers.stackwalker.symbols.index import SymbolIndex
 from procsupervisor.workers.stackwalker.symbols.layout import SymbolIndexError
-from procsupervisor.workers.stackwalker.symbols.parser import parse_sym
+from procsupervisor.workers.stackwalker.symbols.parser import (
+    build_index_file,
+    load_sym_file,
+    parse_sym,
+)
 from procsupervisor.workers.stackwalker.symbols.paths import (
     find_symbol_file,
     is_safe_relpath,
@@ -47,6 +48,7 @@ __all__ = [
     "IndexCorruptError",
     "SymbolIndex",
     "SymbolIndexError",
+    "build_index_file",
     "find_symbol_file",
     "is_safe_relpath",
     "load_sym_file",

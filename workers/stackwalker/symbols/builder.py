@@ -1,189 +1,269 @@
-"""Lay out parsed `.sym` records as the symbol index's sections (tables.py, BREAKPAD.md §1.4).
+"""Lay out parsed `.sym` records as the symbol index's sections (tables.py, BREAKPAD.md §1.4)
+and write them (layout.py).
 
 Conflict rules that need the whole file are settled here: FUNCs are put in address order with
 their line records (overlapping lines of one function keep the first, as Breakpad's RangeMap
 does), INLINE records become per-function containment trees, and a later CFI delta at the same
-address replaces the earlier one.
+address replaces the earlier one. Sections are the parser's arrays wherever the order already
+is right; the largest one computed here (the line records' file names) is produced while it is
+written, a chunk at a time.
 """
 
 from __future__ import annotations
 
 import json
 from array import array
-from itertools import islice
-from operator import lt
+from itertools import compress, islice, repeat
+from operator import ge, lt
+from typing import BinaryIO
 
 from procsupervisor.workers.stackwalker.symbols.containers import (
     ContainedRanges,
     ExclusiveRanges,
 )
-from procsupervisor.workers.stackwalker.symbols.records import ParsedRecords
-from procsupervisor.workers.stackwalker.symbols.tables import NO_STRING, empty_sections
+from procsupervisor.workers.stackwalker.symbols.layout import (
+    LazySection,
+    SectionData,
+    write_sections,
+)
+from procsupervisor.workers.stackwalker.symbols.records import WIN_VALUE_COUNT, ParsedRecords
+from procsupervisor.workers.stackwalker.symbols.tables import NO_STRING
+
+_CHUNK = 1 << 16
+_FILE_TABLE_MAX = 1 << 22  # FILE ids below this are resolved through a list, others a dict
 
 
-def build_sections(records: ParsedRecords) -> tuple[dict[str, array], dict]:
-    """The index sections of `records`, and the metadata stored with them (the MODULE line's
-    fields and the parse statistics)."""
-    sections = empty_sections()
-    _functions(records, sections)
+def write_index(records: ParsedRecords, out: BinaryIO) -> dict:
+    """Write the index of `records` to the seekable `out`; returns its metadata (the MODULE
+    line's fields and the parse statistics)."""
+    sections, meta = build_sections(records)
+    write_sections(out, sections)
+    return meta
+
+
+def build_sections(records: ParsedRecords) -> tuple[dict[str, SectionData], dict]:
+    sections: dict[str, SectionData] = {}
+    order = _functions(records, sections)
+    _inlines(records, sections, order)
     _publics(records, sections)
     _cfi(records, sections)
     _win(records, sections)
     counts = {
-        "functions": len(sections["func_base"]),
-        "lines": len(sections["line_base"]),
-        "publics": len(sections["public_addr"]),
+        "functions": len(sections["func_base"]),  # type: ignore[arg-type]
+        "lines": len(sections["line_base"]),  # type: ignore[arg-type]
+        "publics": len(sections["public_addr"]),  # type: ignore[arg-type]
         "files": len(records.files),
         "inline_origins": len(records.origins),
         "inline_records": records.inline_records,
-        "cfi_inits": len(sections["cfi_init_base"]),
-        "cfi_deltas": len(sections["cfi_delta_addr"]),
+        "cfi_inits": len(sections["cfi_init_base"]),  # type: ignore[arg-type]
+        "cfi_deltas": len(sections["cfi_delta_addr"]),  # type: ignore[arg-type]
         "stack_win": records.win_stored,
     }
     records.stats.counts = counts
     sections["str_offsets"] = records.str_offsets
-    sections["str_data"] = array("B", records.str_data)
+    sections["str_data"] = records.str_data
     meta = {"module": records.module, "stats": records.stats.as_dict()}
-    sections["meta"] = array("B", json.dumps(meta, sort_keys=True).encode())
+    sections["meta"] = json.dumps(meta, sort_keys=True).encode()
     return sections, meta
 
 
-def _file_sids(records: ParsedRecords, file_ids: array) -> array:
-    files = records.files
-    if not file_ids:
-        return array("I")
-    top = max(file_ids)
-    if top < 1 << 22:
-        table = [NO_STRING] * (top + 1)
-        for file_id, sid in files.items():
-            if file_id <= top:
-                table[file_id] = sid
-        return array("I", map(table.__getitem__, file_ids))
-    return array("I", [files.get(f, NO_STRING) for f in file_ids])
-
-
-def _functions(records: ParsedRecords, sections: dict[str, array]) -> None:
+def _functions(records: ParsedRecords, sections: dict[str, SectionData]) -> array:
+    """FUNC and line sections; returns the FUNC record numbers in address order."""
     funcs = records.funcs
     order = funcs.values
+    record_count = len(order)
     total_lines = len(records.line_base)
     line_lo = records.func_line_lo
-    record_count = len(line_lo)
-
-    def line_span(record: int) -> tuple[int, int]:
-        hi = line_lo[record + 1] if record + 1 < record_count else total_lines
-        return line_lo[record], hi
-
-    in_order = order == list(range(record_count)) and not records.unsorted_line_funcs
-    sections["func_base"] = array("Q", funcs.bases)
-    sections["func_high"] = array("Q", funcs.highs)
-    if in_order:
+    sections["func_base"] = funcs.bases
+    sections["func_high"] = funcs.highs
+    if not records.unsorted_line_funcs and order == array("I", range(record_count)):
         sections["func_param"] = records.func_param
         sections["func_name"] = records.func_name
         sections["func_flags"] = records.func_flags
         starts = array("I", line_lo)
         starts.append(total_lines)
         sections["func_line_start"] = starts
-        sections["line_base"] = records.line_base
-        sections["line_high"] = records.line_high
-        sections["line_number"] = records.line_number
-        raw_files = records.line_file
-    else:
-        sections["func_param"] = array("Q", (records.func_param[r] for r in order))
-        sections["func_name"] = array("I", (records.func_name[r] for r in order))
-        sections["func_flags"] = array("B", (records.func_flags[r] for r in order))
-        starts = array("I", [0])
-        out_base, out_high = sections["line_base"], sections["line_high"]
-        out_number, raw_files = sections["line_number"], array("Q")
-        for record in order:
-            lo, hi = line_span(record)
-            if record in records.unsorted_line_funcs:
-                kept = ExclusiveRanges()
-                for i in range(lo, hi):
-                    kept.store(records.line_base[i], records.line_high[i], i)
-                picks = kept.values
-                out_base.extend(records.line_base[i] for i in picks)
-                out_high.extend(records.line_high[i] for i in picks)
-                out_number.extend(records.line_number[i] for i in picks)
-                raw_files.extend(records.line_file[i] for i in picks)
-            else:
-                out_base.extend(records.line_base[lo:hi])
-                out_high.extend(records.line_high[lo:hi])
-                out_number.extend(records.line_number[lo:hi])
-                raw_files.extend(records.line_file[lo:hi])
-            starts.append(len(out_base))
-        sections["func_line_start"] = starts
-    sections["line_file"] = _file_sids(records, raw_files)
-    _inlines(records, sections, order)
-
-
-def _inlines(records: ParsedRecords, sections: dict[str, array], order: list[int]) -> None:
+        sections["line_base"] = records.line_base.values
+        sections["line_high"] = records.line_high.values
+        sections["line_number"] = records.line_number.values
+        sections["line_file"] = _file_sids(records, records.line_file.values)
+        return order
+    sections["func_param"] = array("Q", map(records.func_param.__getitem__, order))
+    sections["func_name"] = array("I", map(records.func_name.__getitem__, order))
+    sections["func_flags"] = array("B", map(records.func_flags.__getitem__, order))
+    columns = [records.line_base, records.line_high, records.line_number, records.line_file]
+    sources = [column.values for column in columns]
+    out = [array(source.typecode) for source in sources]
     starts = array("I", [0])
-    node_base, node_high = sections["inline_base"], sections["inline_high"]
-    node_parent, node_record = sections["inline_parent"], sections["inline_record"]
-    rec_name, rec_line = sections["inlrec_name"], sections["inlrec_line"]
-    rec_file, rec_range_start = sections["inlrec_file"], sections["inlrec_range_start"]
-    range_base, range_size = sections["inlrec_range_base"], sections["inlrec_range_size"]
-    rec_range_start.append(0)
     for record in order:
-        inlines = records.func_inlines.get(record)
-        if inlines:
-            tree = ContainedRanges(allow_equal=True)
-            for call_line, call_file, origin, ranges in inlines:
-                rec = len(rec_name)
-                rec_name.append(records.origins.get(origin, NO_STRING))
-                rec_line.append(call_line)
-                file_sid = NO_STRING if call_file is None else records.files.get(call_file)
-                rec_file.append(NO_STRING if file_sid is None else file_sid)
-                for address, size in ranges:
-                    range_base.append(address)
-                    range_size.append(size)
-                    tree.store(address, size, rec)
-                rec_range_start.append(len(range_base))
-            first = len(node_base)
-            bases, highs, parents, entries = tree.flatten()
-            node_base.extend(bases)
-            node_high.extend(highs)
-            node_parent.extend(NO_STRING if p < 0 else first + p for p in parents)
-            node_record.extend(entries)
-        starts.append(len(node_base))
-    sections["func_inline_start"] = starts
+        lo = line_lo[record]
+        hi = line_lo[record + 1] if record + 1 < record_count else total_lines
+        if record in records.unsorted_line_funcs:
+            kept = ExclusiveRanges()
+            for i in range(lo, hi):
+                kept.store(sources[0][i], sources[1][i], i)
+            for source, target in zip(sources, out, strict=True):
+                target.extend(map(source.__getitem__, kept.values))
+        else:
+            for source, target in zip(sources, out, strict=True):
+                target.extend(source[lo:hi])
+        starts.append(len(out[0]))
+    sections["func_line_start"] = starts
+    sections["line_base"], sections["line_high"], sections["line_number"] = out[:3]
+    sections["line_file"] = _file_sids(records, out[3])
+    return order
 
 
-def _publics(records: ParsedRecords, sections: dict[str, array]) -> None:
-    publics = records.publics
-    addrs = sorted(publics)
-    sections["public_addr"] = array("Q", addrs)
-    sections["public_param"] = array("Q", (publics[a][0] for a in addrs))
-    sections["public_name"] = array("I", (publics[a][1] for a in addrs))
-    sections["public_flags"] = array("B", (publics[a][2] for a in addrs))
+def _file_sids(records: ParsedRecords, file_ids: array) -> LazySection:
+    """The FILE name of every line record (NO_STRING for an unknown id), made as written."""
+    files = records.files
+    top = max(file_ids) if file_ids else 0
+    if top < _FILE_TABLE_MAX:
+        table = [NO_STRING] * (top + 1)
+        for file_id, sid in files.items():
+            if file_id <= top:
+                table[file_id] = sid
+
+        def resolve(chunk: array) -> array:
+            return array("I", map(table.__getitem__, chunk))
+
+    else:
+
+        def resolve(chunk: array) -> array:
+            return array("I", map(files.get, chunk, repeat(NO_STRING)))
+
+    def chunks() -> object:
+        for start in range(0, len(file_ids), _CHUNK):
+            yield resolve(file_ids[start : start + _CHUNK])
+
+    return LazySection(len(file_ids), 4, chunks)  # type: ignore[arg-type]
 
 
-def _cfi(records: ParsedRecords, sections: dict[str, array]) -> None:
+def _inlines(records: ParsedRecords, sections: dict[str, SectionData], order: array) -> None:
+    node_base, node_high = array("Q"), array("Q")
+    node_parent, node_record = array("I"), array("I")
+    rec_name, rec_line, rec_file = array("I"), array("Q"), array("I")
+    rec_range_start = array("I", [0])
+    range_base, range_size = array("Q"), array("Q")
+    total = records.inline_records
+    if not total:
+        starts = array("I", [0]) * (len(order) + 1)
+    else:
+        starts = array("I", [0])
+        inline_lo = records.func_inline_lo
+        record_count = len(inline_lo)
+        range_lo = records.inline_range_lo
+        for record in order:
+            lo = inline_lo[record]
+            hi = inline_lo[record + 1] if record + 1 < record_count else total
+            if lo < hi:
+                tree = ContainedRanges(allow_equal=True)
+                for i in range(lo, hi):
+                    rec = len(rec_name)
+                    rec_name.append(records.origins.get(records.inline_origin[i], NO_STRING))
+                    rec_line.append(records.inline_line[i])
+                    rec_file.append(records.files.get(records.inline_file[i], NO_STRING))
+                    for r in range(range_lo[i], range_lo[i + 1]):
+                        address, size = records.inline_range_base[r], records.inline_range_size[r]
+                        range_base.append(address)
+                        range_size.append(size)
+                        tree.store(address, size, rec)
+                    rec_range_start.append(len(range_base))
+                first = len(node_base)
+                bases, highs, parents, entries = tree.flatten()
+                node_base.extend(bases)
+                node_high.extend(highs)
+                if parents is None:
+                    node_parent.extend(repeat(NO_STRING, len(bases)))
+                else:
+                    node_parent.extend(NO_STRING if p < 0 else first + p for p in parents)
+                node_record.extend(entries)
+            starts.append(len(node_base))
+    sections.update(
+        func_inline_start=starts,
+        inline_base=node_base,
+        inline_high=node_high,
+        inline_parent=node_parent,
+        inline_record=node_record,
+        inlrec_name=rec_name,
+        inlrec_line=rec_line,
+        inlrec_file=rec_file,
+        inlrec_range_start=rec_range_start,
+        inlrec_range_base=range_base,
+        inlrec_range_size=range_size,
+    )
+
+
+def _publics(records: ParsedRecords, sections: dict[str, SectionData]) -> None:
+    addrs = records.public_addr
+    columns = [addrs, records.public_param, records.public_name, records.public_flags]
+    if not _strictly_increasing(addrs):
+        order = sorted(range(len(addrs)), key=addrs.__getitem__)  # addresses are unique
+        columns = [array(c.typecode, map(c.__getitem__, order)) for c in columns]
+    names = ("public_addr", "public_param", "public_name", "public_flags")
+    sections.update(zip(names, columns, strict=True))
+
+
+def _cfi(records: ParsedRecords, sections: dict[str, SectionData]) -> None:
     inits = records.cfi_inits
-    sections["cfi_init_base"] = array("Q", inits.bases)
-    sections["cfi_init_high"] = array("Q", inits.highs)
-    sections["cfi_init_rules"] = array("I", inits.values)
+    sections["cfi_init_base"] = inits.bases
+    sections["cfi_init_high"] = inits.highs
+    sections["cfi_init_rules"] = inits.values
     addrs, rules = records.delta_addr, records.delta_rules
-    if not all(map(lt, addrs, islice(addrs, 1, None))):
-        latest = dict(zip(addrs, rules, strict=True))  # later deltas replace earlier ones
-        addrs = array("Q", sorted(latest))
-        rules = array("I", map(latest.__getitem__, addrs))
+    if not _strictly_increasing(addrs):
+        addrs, rules = _sorted_deltas(addrs, rules)
     sections["cfi_delta_addr"] = addrs
     sections["cfi_delta_rules"] = rules
 
 
-def _win(records: ParsedRecords, sections: dict[str, array]) -> None:
+def _strictly_increasing(values: array) -> bool:
+    return all(map(lt, values, islice(values, 1, None)))
+
+
+def _sorted_deltas(addrs: array, rules: array) -> tuple[array, array]:
+    """Deltas in address order, the last one of each address kept.
+
+    A file's deltas are mostly ascending runs (one per STACK CFI INIT) in some other order;
+    putting the runs in order of their first address is then enough, and costs memory per run
+    rather than per delta. Otherwise every delta is sorted."""
+    count = len(addrs)
+    run_starts = [0, *compress(range(1, count), map(ge, addrs, islice(addrs, 1, None)))]
+    run_ends = [*run_starts[1:], count]
+    runs = sorted(zip(run_starts, run_ends, strict=True), key=lambda run: addrs[run[0]])
+    by_runs = array(addrs.typecode)
+    for lo, hi in runs:
+        by_runs.extend(addrs[lo:hi])
+    if _strictly_increasing(by_runs):
+        ordered_rules = array("I")
+        for lo, hi in runs:
+            ordered_rules.extend(rules[lo:hi])
+        return by_runs, ordered_rules
+    del by_runs
+    order = sorted(range(count), key=addrs.__getitem__)  # stable: equal addresses in order
+    kept = [
+        position
+        for i, position in enumerate(order)
+        if i + 1 == count or addrs[order[i + 1]] != addrs[position]
+    ]
+    return array("Q", map(addrs.__getitem__, kept)), array("I", map(rules.__getitem__, kept))
+
+
+def _win(records: ParsedRecords, sections: dict[str, SectionData]) -> None:
+    win_values = records.win_values
     for win_type in (4, 0):
         prefix = f"win{win_type}_"
         bases, highs, parents, entries = records.win_maps[win_type].flatten()
-        sections[prefix + "base"] = array("Q", bases)
-        sections[prefix + "high"] = array("Q", highs)
-        sections[prefix + "parent"] = array("I", (NO_STRING if p < 0 else p for p in parents))
-        values = array("Q")
-        programs = array("I")
+        sections[prefix + "base"] = bases
+        sections[prefix + "high"] = highs
+        if parents is None:
+            sections[prefix + "parent"] = array("I", [NO_STRING]) * len(bases)
+        else:
+            sections[prefix + "parent"] = array(
+                "I", (NO_STRING if p < 0 else p for p in parents)
+            )
+        values = array("I")
         for entry in entries:
-            fields, program = records.win_records[entry]
-            values.extend(fields)
-            programs.append(program)
+            start = entry * WIN_VALUE_COUNT
+            values.extend(win_values[start : start + WIN_VALUE_COUNT])
         sections[prefix + "values"] = values
-        sections[prefix + "program"] = programs
+        sections[prefix + "program"] = array("I", map(records.win_program.__getitem__, entries))

@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Protocol
 
 from procsupervisor.workers.stackwalker.model import SymbolIndexProtocol
-from procsupervisor.workers.stackwalker.symbols.directory import load_sym_file
 from procsupervisor.workers.stackwalker.symbols.index import SymbolIndex
 from procsupervisor.workers.stackwalker.symbols.layout import SymbolIndexError
+from procsupervisor.workers.stackwalker.symbols.parser import load_sym_file
 
 
 class IndexCorruptError(Exception):
