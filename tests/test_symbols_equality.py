@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from _reference_symbols import reference_index
 
-from procsupervisor.workers.stackwalker.symbols import build_index_file, parse_sym, parser
+from procsupervisor.workers.stackwalker.symbols import build_index_file, columns, parse_sym, parser
 
 
 def built_from_file(tmp_path: Path, data: bytes) -> bytes:
@@ -228,3 +228,20 @@ def test_small_chunks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk_byt
     monkeypatch.setattr(parser, "CHUNK_BYTES", chunk_bytes)
     assert parse_sym(data).to_bytes() == expected
     assert built_from_file(tmp_path, data) == expected
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_line_columns_spilled_to_disk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seed: int
+) -> None:
+    """Line records beyond a few go to temporary files, widen there when an address needs 8
+    bytes, and are regrouped from there when FUNCs arrive out of address order."""
+    rng = random.Random(500 + seed)
+    lines = synthetic_lines(rng, 400)
+    lines += [f"FUNC {1 << 40:x} 10 0 wide", f"{1 << 40:x} 10 1 1"]  # 8-byte line values
+    data = "\n".join(lines).encode()
+    expected = reference_index(data)
+    monkeypatch.setattr(columns, "SPILL_ITEMS", 3)
+    assert parse_sym(data).to_bytes() == expected
+    assert built_from_file(tmp_path, data) == expected
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.sym", "out.symidx"]

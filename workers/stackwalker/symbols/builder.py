@@ -17,6 +17,7 @@ from itertools import compress, islice, repeat
 from operator import ge, lt
 from typing import BinaryIO
 
+from procsupervisor.workers.stackwalker.symbols.columns import SpillColumn
 from procsupervisor.workers.stackwalker.symbols.containers import (
     ContainedRanges,
     ExclusiveRanges,
@@ -29,15 +30,17 @@ from procsupervisor.workers.stackwalker.symbols.layout import (
 from procsupervisor.workers.stackwalker.symbols.records import WIN_VALUE_COUNT, ParsedRecords
 from procsupervisor.workers.stackwalker.symbols.tables import NO_STRING
 
-_CHUNK = 1 << 16
 _FILE_TABLE_MAX = 1 << 22  # FILE ids below this are resolved through a list, others a dict
 
 
 def write_index(records: ParsedRecords, out: BinaryIO) -> dict:
     """Write the index of `records` to the seekable `out`; returns its metadata (the MODULE
     line's fields and the parse statistics)."""
-    sections, meta = build_sections(records)
-    write_sections(out, sections)
+    try:
+        sections, meta = build_sections(records)
+        write_sections(out, sections)
+    finally:
+        records.close()
     return meta
 
 
@@ -50,7 +53,7 @@ def build_sections(records: ParsedRecords) -> tuple[dict[str, SectionData], dict
     _win(records, sections)
     counts = {
         "functions": len(sections["func_base"]),  # type: ignore[arg-type]
-        "lines": len(sections["line_base"]),  # type: ignore[arg-type]
+        "lines": len(records.line_base),
         "publics": len(sections["public_addr"]),  # type: ignore[arg-type]
         "files": len(records.files),
         "inline_origins": len(records.origins),
@@ -76,6 +79,7 @@ def _functions(records: ParsedRecords, sections: dict[str, SectionData]) -> arra
     line_lo = records.func_line_lo
     sections["func_base"] = funcs.bases
     sections["func_high"] = funcs.highs
+    columns = [records.line_base, records.line_high, records.line_number, records.line_file]
     if not records.unsorted_line_funcs and order == array("I", range(record_count)):
         sections["func_param"] = records.func_param
         sections["func_name"] = records.func_name
@@ -83,41 +87,57 @@ def _functions(records: ParsedRecords, sections: dict[str, SectionData]) -> arra
         starts = array("I", line_lo)
         starts.append(total_lines)
         sections["func_line_start"] = starts
-        sections["line_base"] = records.line_base.values
-        sections["line_high"] = records.line_high.values
-        sections["line_number"] = records.line_number.values
-        sections["line_file"] = _file_sids(records, records.line_file.values)
-        return order
-    sections["func_param"] = array("Q", map(records.func_param.__getitem__, order))
-    sections["func_name"] = array("I", map(records.func_name.__getitem__, order))
-    sections["func_flags"] = array("B", map(records.func_flags.__getitem__, order))
-    columns = [records.line_base, records.line_high, records.line_number, records.line_file]
-    sources = [column.values for column in columns]
-    out = [array(source.typecode) for source in sources]
+    else:
+        sections["func_param"] = array("Q", map(records.func_param.__getitem__, order))
+        sections["func_name"] = array("I", map(records.func_name.__getitem__, order))
+        sections["func_flags"] = array("B", map(records.func_flags.__getitem__, order))
+        sections["func_line_start"], columns = _lines_in_address_order(records, order)
+        records.close()  # the regrouped columns replace the parsed ones
+        records.line_base, records.line_high, records.line_number, records.line_file = columns
+    for name, column in zip(("line_base", "line_high", "line_number"), columns, strict=False):
+        sections[name] = _column_section(column)
+    sections["line_file"] = _file_sids(records, columns[3])
+    return order
+
+
+def _lines_in_address_order(
+    records: ParsedRecords, order: array
+) -> tuple[array, list[SpillColumn]]:
+    """The line records regrouped by FUNC address, the lines of a FUNC whose lines overlap
+    reduced to the ones Breakpad's RangeMap keeps; and where each FUNC's lines start."""
+    sources = [records.line_base, records.line_high, records.line_number, records.line_file]
+    out = [SpillColumn(records.spill_dir) for _ in sources]
+    line_lo = records.func_line_lo
+    record_count = len(line_lo)
+    total_lines = len(records.line_base)
     starts = array("I", [0])
     for record in order:
         lo = line_lo[record]
         hi = line_lo[record + 1] if record + 1 < record_count else total_lines
+        lines = [source.read(lo, hi) for source in sources]
         if record in records.unsorted_line_funcs:
             kept = ExclusiveRanges()
-            for i in range(lo, hi):
-                kept.store(sources[0][i], sources[1][i], i)
-            for source, target in zip(sources, out, strict=True):
-                target.extend(map(source.__getitem__, kept.values))
-        else:
-            for source, target in zip(sources, out, strict=True):
-                target.extend(source[lo:hi])
+            for i, (base, high) in enumerate(zip(lines[0], lines[1], strict=True)):
+                kept.store(base, high, i)
+            lines = [array(part.typecode, map(part.__getitem__, kept.values)) for part in lines]
+        for part, target in zip(lines, out, strict=True):
+            target.extend(part)
         starts.append(len(out[0]))
-    sections["func_line_start"] = starts
-    sections["line_base"], sections["line_high"], sections["line_number"] = out[:3]
-    sections["line_file"] = _file_sids(records, out[3])
-    return order
+    return starts, out
 
 
-def _file_sids(records: ParsedRecords, file_ids: array) -> LazySection:
+def _column_section(column: SpillColumn) -> LazySection:
+    """A spilled column as written: 4-byte values unless one needed 8 (a "Q" section's rule)."""
+    if column.typecode == "Q" and max(map(max, column.chunks())) <= 0xFFFFFFFF:
+        return LazySection(len(column), 4, lambda: (array("I", c) for c in column.chunks()))
+    itemsize = 4 if column.typecode == "I" else 8
+    return LazySection(len(column), itemsize, column.chunks)
+
+
+def _file_sids(records: ParsedRecords, file_ids: SpillColumn) -> LazySection:
     """The FILE name of every line record (NO_STRING for an unknown id), made as written."""
     files = records.files
-    top = max(file_ids) if file_ids else 0
+    top = max((max(chunk) for chunk in file_ids.chunks()), default=0)
     if top < _FILE_TABLE_MAX:
         table = [NO_STRING] * (top + 1)
         for file_id, sid in files.items():
@@ -132,11 +152,7 @@ def _file_sids(records: ParsedRecords, file_ids: array) -> LazySection:
         def resolve(chunk: array) -> array:
             return array("I", map(files.get, chunk, repeat(NO_STRING)))
 
-    def chunks() -> object:
-        for start in range(0, len(file_ids), _CHUNK):
-            yield resolve(file_ids[start : start + _CHUNK])
-
-    return LazySection(len(file_ids), 4, chunks)  # type: ignore[arg-type]
+    return LazySection(len(file_ids), 4, lambda: map(resolve, file_ids.chunks()))
 
 
 def _inlines(records: ParsedRecords, sections: dict[str, SectionData], order: array) -> None:

@@ -1,20 +1,26 @@
 """Fast paths of the `.sym` parser: runs of same-kind records handled a batch at a time.
 
-A `.sym` file is long runs of one kind (FUNC with its line records, PUBLIC, STACK CFI, STACK
-WIN, FILE, INLINE_ORIGIN). Each run is handed here whole. A batch of FUNCs and their line
-records is checked and converted with C-level passes over all of its text (one `split`, one
-`int` map per field) and committed only when nothing in it could be an error, a conflict or a
-silently dropped record; otherwise the batch goes to `ExactParser._exact_feed`, which was never
-touched by the attempt. Other runs go record by record with a short well-formed path and the
-exact parser for the rest. Either way the records, the errors and the string order are those
-of the exact parser.
+A `.sym` file is long runs of one kind (FUNCs with their line records, PUBLIC, STACK CFI, STACK
+WIN, FILE, INLINE_ORIGIN). A batch of FUNCs with their lines, of PUBLICs or of STACK CFI
+records is checked and converted by C-level passes over whole lists (`split`, `map(int, ...)`,
+`max`), and committed only when nothing in it could be an error, a conflict or a silently
+dropped record; otherwise the batch goes to the exact parser (exact.py), which the attempt has
+not touched. Other runs go record by record with a short well-formed path and the exact parser
+for the rest. Either way the records, the errors and the order of the strings are the exact
+parser's.
 """
 
 from __future__ import annotations
 
+import re
+import sys
+from array import array
+from binascii import unhexlify
 from bisect import bisect_right
-from itertools import compress, islice, repeat
-from operator import add, le, sub
+from collections.abc import Iterable
+from functools import cache
+from itertools import accumulate, compress, islice, repeat
+from operator import add, gt, is_, le, ne, sub
 
 from procsupervisor.workers.stackwalker.symbols.cparse import LONG_MAX, U64_MAX
 from procsupervisor.workers.stackwalker.symbols.exact import (
@@ -27,12 +33,25 @@ from procsupervisor.workers.stackwalker.symbols.fields import DEC_CHARS, HEX_CHA
 from procsupervisor.workers.stackwalker.symbols.tables import NO_STRING
 
 _LINE_TEXT_CHARS = HEX_CHARS + b" \n"
+_HEX_LIST_CHARS = HEX_CHARS + b","
+_BIG_BATCH = 4096  # line records from which looking small numbers up beats int()
 # FUNCs per batch: small enough that a batch needing the exact path costs little.
-FUNC_BATCH = 128
+FUNC_BATCH = 256
+RECORD_BATCH = 4096  # PUBLIC and STACK CFI lines per batch
+_FUNC_LINE = re.compile(rb"\nFUNC ([^\n]*)(?=\n|$)")
 
 
 class _Unclean(Exception):
     """A batch has something only the exact parser may decide."""
+
+
+@cache
+def _small_numbers() -> tuple[dict[bytes, int], dict[bytes, int]]:
+    """Decimal text -> value, and lowercase hex text -> value - 1, for 0..65535: line numbers,
+    file ids and line sizes are nearly all small, and a dict lookup is cheaper than `int`."""
+    decimal = {b"%d" % i: i for i in range(1 << 16)}
+    hex_minus_one = {b"%x" % i: i - 1 for i in range(1 << 16)}
+    return decimal, hex_minus_one
 
 
 class BulkParser(ExactParser):
@@ -40,111 +59,210 @@ class BulkParser(ExactParser):
 
     def _func_region(self, region: bytes) -> None:
         """Lines that are FUNC, INLINE or line records (or start with a hex digit)."""
-        body = region[:-1]
-        if not body.startswith(b"FUNC "):
-            first = body.find(b"\nFUNC ")
-            self._exact_feed((body if first < 0 else body[:first]) + b"\n")
-            if first < 0:
-                return
-            body = body[first + 1 :]
-        pieces = body[5:].split(b"\nFUNC ")
-        for start in range(0, len(pieces), FUNC_BATCH):
-            batch = pieces[start : start + FUNC_BATCH]
+        parts = _split_funcs(b"\n" + region[:-1])
+        if parts[0]:
+            self._exact_feed(parts[0][1:] + b"\n")  # the current FUNC's lines, continued
+        heads, bodies = parts[1::2], parts[2::2]
+        for start in range(0, len(heads), FUNC_BATCH):
+            batch_heads = heads[start : start + FUNC_BATCH]
+            batch_bodies = bodies[start : start + FUNC_BATCH]
             try:
-                self._func_batch(batch)
+                self._func_batch(batch_heads, batch_bodies)
             except _Unclean:
-                self._exact_feed(b"FUNC " + b"\nFUNC ".join(batch) + b"\n")
+                pairs = zip(batch_heads, batch_bodies, strict=True)
+                self._exact_feed(b"".join(map(b"FUNC %s%s\n".__mod__, pairs)))
 
-    def _func_batch(self, pieces: list[bytes]) -> None:
-        """Each piece is one FUNC line's fields and the lines after it, without "FUNC " and
-        the final newline. Raises _Unclean before changing anything."""
-        heads: list[FuncFields] = []
-        highs_of_funcs: list[int] = []
-        bodies: list[bytes] = []
-        counts: list[int] = []
+    def _func_batch(self, heads: list[bytes], bodies: list[bytes]) -> None:
+        """FUNC lines without "FUNC ", each with the text after it up to the next FUNC line
+        ("" or LF-led lines). Raises _Unclean before changing anything."""
+        bases, highs, params, names, flags = _func_heads(heads, self.records.funcs.last_high())
         inlines: dict[int, list[bytes]] = {}
-        last_high = self.records.funcs.last_high()
-        for k, piece in enumerate(pieces):
-            head, _, body = piece.partition(b"\n")
-            fields = _func_head(head)
-            if fields is None:
-                raise _Unclean
-            base, size = fields[0], fields[1]
-            high = base + size - 1
-            if base <= last_high or size == 0 or high > U64_MAX:
-                raise _Unclean  # an error, an overlap or a dropped FUNC
-            last_high = high
-            heads.append(fields)
-            highs_of_funcs.append(high)
-            if body and b"I" in body:
-                lines = body.split(b"\n")
-                inlines[k] = [line for line in lines if line.startswith(b"INLINE ")]
-                body = b"\n".join(line for line in lines if not line.startswith(b"INLINE "))
-            if body:
-                bodies.append(body)
-                counts.append(body.count(b"\n") + 1)
-            else:
-                counts.append(0)
-        columns = _line_columns(b"\n".join(bodies), sum(counts))
-        self._commit_funcs(heads, counts, inlines, columns)
-
-    def _commit_funcs(
-        self,
-        heads: list[FuncFields],
-        counts: list[int],
-        inlines: dict[int, list[bytes]],
-        columns: tuple[list[int], list[int], list[int], list[int]],
-    ) -> None:
+        joined = b"".join(bodies)
+        if b"INLINE " in joined:
+            bodies = list(bodies)
+            for k in compress(range(len(bodies)), map(bytes.__contains__, bodies, repeat(b"I"))):
+                lines = bodies[k].split(b"\n")
+                inlines[k] = [line[7:] for line in lines if line.startswith(b"INLINE ")]
+                bodies[k] = b"\n".join(line for line in lines if not line.startswith(b"INLINE "))
+            joined = b"".join(bodies)
+        counts = list(map(bytes.count, bodies, repeat(b"\n")))
+        columns = _line_columns(joined[1:], sum(counts))
         records = self.records
-        funcs = records.funcs
-        first_line = len(records.line_base)
         first_record = len(records.func_param)
-        names = records.add_strings(head[3] for head in heads)
-        starts = []
-        line = first_line
-        for k, (base, size, param, _name, multiple) in enumerate(heads):
-            record = first_record + k
-            funcs.bases.append(base)
-            funcs.highs.append(base + size - 1)
-            funcs.values.append(record)
-            records.func_param.append(param)
-            records.func_name.append(names + k)
-            records.func_flags.append(1 if multiple else 0)
-            records.func_line_lo.append(line)
-            records.func_inline_lo.append(len(records.inline_line))
-            starts.append(line - first_line)
-            line += counts[k]
+        count = len(heads)
+        funcs = records.funcs
+        funcs.bases.extend(_wide(bases))
+        funcs.highs.extend(_wide(highs))
+        funcs.values.extend(range(first_record, first_record + count))
+        records.func_param.extend(_wide(params))
+        first_name = records.add_strings(names)
+        records.func_name.extend(range(first_name, first_name + count))
+        records.func_flags.extend(flags)
+        first_line = len(records.line_base)
+        starts = list(accumulate(counts[:-1], initial=0))
+        records.func_line_lo.extend(map(add, starts, repeat(first_line)))
+        if inlines:
+            self._commit_inlines(first_record, count, inlines)
+        else:
+            records.func_inline_lo.extend(repeat(len(records.inline_line), count))
             self._cur_inline_level = 0
-            if k in inlines:
-                self._cur = record
-                for inline in inlines[k]:
-                    if not self._inline(inline[7:]):
-                        self.stats.inline_errors += 1
-        bases, highs, numbers, file_ids = columns
-        records.line_base.extend(bases)
-        records.line_high.extend(highs)
+        line_bases, line_highs, numbers, file_ids = columns
+        records.line_base.extend(line_bases)
+        records.line_high.extend(line_highs)
         records.line_number.extend(numbers)
         records.line_file.extend(file_ids)
         # a line starting at or below the end of the one before it, in the same FUNC, makes
         # that FUNC's lines "unsorted" (resolved like Breakpad's RangeMap when laid out)
-        for position in compress(range(1, len(bases)), map(le, islice(bases, 1, None), highs)):
+        for position in compress(
+            range(1, len(line_bases)), map(le, islice(line_bases, 1, None), line_highs)
+        ):
             k = bisect_right(starts, position) - 1
             if starts[k] != position:
                 records.unsorted_line_funcs.add(first_record + k)
-        self._cur = first_record + len(heads) - 1
+        self._cur = first_record + count - 1
         last_count = counts[-1]
-        self._cur_last_high = max(highs[len(highs) - last_count :]) if last_count else -1
+        self._cur_last_high = max(line_highs[len(line_highs) - last_count :]) if last_count else -1
 
-    # ---- other runs ----------------------------------------------------------------------
+    def _commit_inlines(
+        self, first_record: int, count: int, inlines: dict[int, list[bytes]]
+    ) -> None:
+        records = self.records
+        for k in range(count):
+            records.func_inline_lo.append(len(records.inline_line))
+            self._cur_inline_level = 0
+            if k in inlines:
+                self._cur = first_record + k
+                for rest in inlines[k]:
+                    if not self._inline(rest):
+                        self.stats.inline_errors += 1
+
+    def _inline(self, rest: bytes) -> bool:
+        """The new syntax with plain numbers, stored straight away; anything else exactly."""
+        tokens = rest.split(b" ")
+        count = len(tokens)
+        cur = self._cur
+        if (
+            cur >= 0
+            and 6 <= count < 512
+            and not count % 2
+            and b"" not in tokens
+            and not b"".join(tokens[:4]).translate(None, DEC_CHARS)
+            and max(map(len, tokens[:4])) <= 18
+            and not b"".join(tokens[4:]).translate(None, HEX_CHARS)
+            and max(map(len, tokens[4:])) <= 15
+        ):
+            nest = int(tokens[0])
+            if nest > self._cur_inline_level + 1:
+                return True  # dropped by AppendInline, silently
+            self._cur_inline_level = nest
+            records = self.records
+            records.inline_line.append(int(tokens[1]))
+            records.inline_file.append(int(tokens[2]))
+            records.inline_origin.append(int(tokens[3]))
+            records.inline_range_base.extend(map(int, tokens[4::2], repeat(16)))
+            records.inline_range_size.extend(map(int, tokens[5::2], repeat(16)))
+            records.inline_range_lo.append(len(records.inline_range_base))
+            return True
+        return super()._inline(rest)
+
+    # ---- PUBLIC and STACK CFI ------------------------------------------------------------
+
+    def _public_region(self, region: bytes) -> None:
+        """Lines starting with "PUBLIC "."""
+        lines = region[:-1].split(b"\n")
+        for start in range(0, len(lines), RECORD_BATCH):
+            batch = lines[start : start + RECORD_BATCH]
+            try:
+                self._public_batch(batch)
+            except _Unclean:
+                for line in batch:
+                    self._exact_line(line)
+
+    def _public_batch(self, lines: list[bytes]) -> None:
+        fields = list(map(bytes.split, lines, repeat(b" "), repeat(3)))
+        if set(map(len, fields)) != {4}:
+            raise _Unclean
+        _keywords, addr_texts, param_texts, names = zip(*fields, strict=True)
+        if b"m" in addr_texts or b"" in names:
+            raise _Unclean
+        addrs = _hex_column(addr_texts, 16)
+        params = _hex_column(param_texts, 15)
+        records = self.records
+        last = records.public_addr[-1] if records.public_addr else 0
+        if records.public_seen is not None or addrs[0] <= last or 0 in addrs:
+            raise _Unclean  # a duplicate is a counted error; address 0 is skipped
+        if max(addrs) >= U64_MAX or not all(map(gt, islice(addrs, 1, None), addrs)):
+            raise _Unclean
+        records.public_addr.extend(_wide(addrs))
+        records.public_param.extend(_wide(params))
+        first = records.add_strings(names)
+        records.public_name.extend(range(first, first + len(names)))
+        records.public_flags.extend(bytes(len(names)))
+        self._cur = NO_FUNC
 
     def _cfi_region(self, region: bytes) -> None:
         """Lines starting with "STACK CFI "."""
+        lines = region[:-1].split(b"\n")
+        for start in range(0, len(lines), RECORD_BATCH):
+            batch = lines[start : start + RECORD_BATCH]
+            try:
+                self._cfi_batch(batch)
+            except _Unclean:
+                self._cfi_lines(batch)
+
+    def _cfi_batch(self, lines: list[bytes]) -> None:
+        fields = list(map(bytes.split, lines, repeat(b" "), repeat(3)))
+        if set(map(len, fields)) != {4}:
+            raise _Unclean
+        _stack, _cfi, firsts, rests = zip(*fields, strict=True)
+        is_delta = list(map(ne, firsts, repeat(b"INIT")))
+        rules = list(rests)
+        delta_addrs = _hex_column(compress(firsts, is_delta), 16)
+        init_positions = [i for i, delta in enumerate(is_delta) if not delta]
+        if init_positions:
+            init_fields = [rests[i].split(b" ", 2) for i in init_positions]
+            if set(map(len, init_fields)) != {3}:
+                raise _Unclean
+            init_bases, init_sizes, init_rules = zip(*init_fields, strict=True)
+            if b"" in init_rules:
+                raise _Unclean
+            bases = _hex_column(init_bases, 16)
+            sizes = _hex_column(init_sizes, 16)
+            if 0 in sizes or max(bases) >= U64_MAX:
+                raise _Unclean
+            highs = list(map(sub, map(add, bases, sizes), repeat(1)))
+            if max(highs) > U64_MAX:
+                raise _Unclean
+            for i, text in zip(init_positions, init_rules, strict=True):
+                rules[i] = text
+        if b"" in rules:
+            raise _Unclean
+        records = self.records
+        sids = list(map(records.string_ids.get, rules))
+        if None in sids:
+            intern = records.intern
+            for i in compress(range(len(sids)), map(is_, sids, repeat(None))):
+                sids[i] = intern(rules[i])  # new strings get their ids in line order
+        records.delta_addr.extend(_wide(delta_addrs))
+        records.delta_rules.extend(compress(sids, is_delta))
+        if init_positions:
+            inits = records.cfi_inits
+            init_sids = [sids[i] for i in init_positions]
+            if bases[0] > inits.last_high() and all(map(gt, islice(bases, 1, None), highs)):
+                inits.bases.extend(_wide(bases))
+                inits.highs.extend(_wide(highs))
+                inits.values.extend(init_sids)
+            else:  # overlaps drop the newcomer, silently
+                for base, high, sid in zip(bases, highs, init_sids, strict=True):
+                    inits.store(base, high, sid)
+
+    def _cfi_lines(self, lines: list[bytes]) -> None:
         records = self.records
         string_ids = records.string_ids
         intern = records.intern
         delta_addr = records.delta_addr
         delta_rules = records.delta_rules
-        for line in region[:-1].split(b"\n"):
+        for line in lines:
             if line.startswith(b"INIT ", 10):
                 if not self._stack_cfi_init_fast(line):
                     self._exact_line(line)
@@ -165,38 +283,22 @@ class BulkParser(ExactParser):
             else:
                 self._exact_line(line)
 
-    def _public_region(self, region: bytes) -> None:
-        """Lines starting with "PUBLIC "."""
-        add_public = self.records.add_public
-        for line in region[:-1].split(b"\n"):
-            parts = line.split(b" ", 3)
-            if len(parts) == 4 and parts[1] != b"m" and parts[3]:
-                address_text, param_text = parts[1], parts[2]
-                if (
-                    0 < len(address_text) <= 16
-                    and 0 < len(param_text) <= 15
-                    and not (address_text + param_text).translate(None, HEX_CHARS)
-                ):
-                    address = int(address_text, 16)
-                    if address < U64_MAX:
-                        self._cur = NO_FUNC
-                        param = int(param_text, 16)
-                        if address and not add_public(address, param, parts[3], False):
-                            self._error()
-                        continue
-            self._exact_line(line)
+    # ---- record by record ----------------------------------------------------------------
 
     def _win_region(self, region: bytes) -> None:
         """Lines starting with "STACK WIN "."""
         intern = self.records.intern
         for line in region[:-1].split(b"\n"):
             tokens = line[10:].split(b" ", 10)
-            if len(tokens) == 11 and all(tokens) and not b"".join(tokens[:10]).translate(
-                None, HEX_CHARS
+            if (
+                len(tokens) == 11
+                and all(tokens)
+                and not b"".join(tokens[:10]).translate(None, HEX_CHARS)
+                and max(map(len, tokens[:10])) <= 16
             ):
                 numbers = [int(token, 16) for token in tokens[:10]]
                 win_type = numbers[0]
-                if win_type <= 4 and max(numbers) <= U64_MAX and tokens[10][:1] != b" ":
+                if win_type <= 4:
                     base, size = numbers[1], numbers[2]
                     values = [value & 0xFFFFFFFF for value in numbers[3:9]]
                     if numbers[9] & 0xFFFFFFFF:
@@ -242,61 +344,139 @@ class BulkParser(ExactParser):
             self._line_records([line])
 
 
+def _split_funcs(text: bytes) -> list[bytes]:
+    """[text before the first FUNC line, head, body, head, body, ...]: heads are FUNC lines
+    without "FUNC ", bodies the LF-led lines up to the next FUNC line."""
+    return _FUNC_LINE.split(text)
+
+
+def _wide(values: array | list[int]) -> array | list[int]:
+    """`values` fit to extend an unsigned 64-bit array."""
+    return array("Q", values) if isinstance(values, array) and values.typecode != "Q" else values
+
+
 def _plain_decimal(token: bytes) -> bool:
     """Digits only, few enough that strtol cannot saturate."""
     return 0 < len(token) <= 18 and not token.translate(None, DEC_CHARS)
 
 
-def _func_head(head: bytes) -> FuncFields | None:
-    parts = head.split(b" ", 3)
-    if len(parts) == 4 and parts[0] != b"m" and parts[3]:
-        base, size, param = parts[0], parts[1], parts[2]
-        if (
-            0 < len(base) <= 16
-            and 0 < len(size) <= 16
-            and 0 < len(param) <= 15
-            and not (base + size + param).translate(None, HEX_CHARS)
-        ):
-            base_value = int(base, 16)
-            size_value = int(size, 16)
-            if base_value < U64_MAX and size_value < U64_MAX:
-                return base_value, size_value, int(param, 16), parts[3], False
-    return parse_func_fields(head)
+def _hex_column(texts: Iterable[bytes], max_digits: int) -> array:
+    """Non-empty hex numbers of at most `max_digits` digits ("I" or "Q" array), or _Unclean.
+
+    Numbers of one run usually have one width (addresses of one region): then they are all
+    converted by one `unhexlify` of their zero-padded concatenation, else one by one."""
+    texts = list(texts)
+    count = len(texts)
+    if not count:
+        return array("I")
+    joined = b",".join(texts)
+    if joined.translate(None, _HEX_LIST_CHARS):
+        raise _Unclean
+    width = len(texts[0])
+    if (
+        0 < width <= 16
+        and len(joined) == count * (width + 1) - 1
+        and joined[width :: width + 1] == b"," * (count - 1)
+    ):
+        if width > max_digits:
+            raise _Unclean
+        padded_width, typecode = (8, "I") if width <= 8 else (16, "Q")
+        padding = b"0" * (padded_width - width)
+        values = array(typecode)
+        values.frombytes(unhexlify(padding + joined.replace(b",", padding)))
+        if sys.byteorder == "little":
+            values.byteswap()
+        return values
+    if max(map(len, texts)) > max_digits:
+        raise _Unclean
+    try:
+        return array("Q", map(int, texts, repeat(16)))
+    except (ValueError, OverflowError):
+        raise _Unclean from None
 
 
-def _line_columns(text: bytes, count: int) -> tuple[list[int], list[int], list[int], list[int]]:
+def _func_heads(
+    heads: list[bytes], last_high: int
+) -> tuple[list[int], list[int], list[int], list[bytes], bytes]:
+    """(bases, inclusive highs, parameter sizes, names, flags) of FUNC lines that are all well
+    formed, non-empty and in address order above `last_high`; _Unclean otherwise."""
+    fields = list(map(bytes.split, heads, repeat(b" "), repeat(3)))
+    if set(map(len, fields)) == {4}:
+        base_texts, size_texts, param_texts, names = zip(*fields, strict=True)
+        if b"m" in base_texts or b"" in names:
+            parsed: list[FuncFields | None] = [parse_func_fields(head) for head in heads]
+        else:
+            bases = _hex_column(base_texts, 16)
+            sizes = _hex_column(size_texts, 16)
+            params = _hex_column(param_texts, 15)
+            flags = bytes(len(heads))
+            parsed = []
+    else:
+        parsed = [parse_func_fields(head) for head in heads]
+    if parsed:
+        if None in parsed:
+            raise _Unclean
+        bases = [p[0] for p in parsed]  # type: ignore[index]
+        sizes = [p[1] for p in parsed]  # type: ignore[index]
+        params = [p[2] for p in parsed]  # type: ignore[index]
+        names = tuple(p[3] for p in parsed)  # type: ignore[index]
+        flags = bytes(p[4] for p in parsed)  # type: ignore[index]
+    if 0 in sizes or max(bases) >= U64_MAX or max(sizes) >= U64_MAX or max(params) >= LONG_MAX:
+        raise _Unclean
+    highs = list(map(sub, map(add, bases, sizes), repeat(1)))
+    if max(highs) > U64_MAX or bases[0] <= last_high:
+        raise _Unclean
+    if not all(map(gt, islice(bases, 1, None), highs)):
+        raise _Unclean  # an overlap drops a FUNC
+    return bases, highs, params, list(names), flags
+
+
+def _line_columns(text: bytes, count: int) -> tuple[array, array, array, array]:
     """(bases, inclusive highs, line numbers, file ids) of `count` plain line records, one per
     line of `text`; _Unclean unless every one is well formed, non-empty and in range."""
     if not count:
-        return [], [], [], []
-    if (
-        text.translate(None, _LINE_TEXT_CHARS)
-        or b"  " in text
-        or b" \n" in text
-        or b"\n " in text
-        or text[:1] == b" "
-        or text[-1:] == b" "
-    ):
+        return array("I"), array("I"), array("I"), array("I")
+    if text.translate(None, _LINE_TEXT_CHARS):
         raise _Unclean
-    tokens = text.split()
-    if len(tokens) != 4 * count:
+    # every line's four fields, then a lone LF token: a line of any other shape shifts the LF
+    # tokens out of step, and an empty field fails to convert
+    tokens = (text + b"\n").replace(b"\n", b" \n ").split(b" ")
+    if len(tokens) != 5 * count + 1 or tokens[4::5].count(b"\n") != count:
+        raise _Unclean
+    del tokens[-1]
+    bases = _hex_column(tokens[0::5], 16)
+    if bases.typecode == "Q" and max(bases) >= U64_MAX:
+        raise _Unclean
+    decimal, hex_minus_one = _small_numbers() if count >= _BIG_BATCH else ({}, {})
+    try:
+        # a number missing from the tables (None), or a size of 0 (-1), fails the conversion
+        size_minus_one = array("I", map(hex_minus_one.get, tokens[1::5]))
+    except (TypeError, OverflowError):
+        sizes = _hex_column(tokens[1::5], 16)
+        if 0 in sizes or max(sizes) >= U64_MAX:
+            raise _Unclean from None
+        size_minus_one = array("Q", map(sub, sizes, repeat(1)))
+    numbers = _decimal_column(tokens[2::5], decimal)
+    file_ids = _decimal_column(tokens[3::5], decimal)
+    try:
+        highs = array("I", map(add, bases, size_minus_one))
+    except OverflowError:
+        try:
+            highs = array("Q", map(add, bases, size_minus_one))
+        except OverflowError:
+            raise _Unclean from None
+    return bases, highs, numbers, file_ids
+
+
+def _decimal_column(texts: list[bytes], table: dict[bytes, int]) -> array:
+    """Plain decimal numbers below LONG_MAX, or _Unclean."""
+    try:
+        return array("I", map(table.get, texts))
+    except (TypeError, OverflowError):
+        pass
+    if b"".join(texts).translate(None, DEC_CHARS) or max(map(len, texts)) > 18:
         raise _Unclean
     try:
-        bases = list(map(int, tokens[0::4], repeat(16)))
-        sizes = list(map(int, tokens[1::4], repeat(16)))
-        numbers = list(map(int, tokens[2::4]))
-        file_ids = list(map(int, tokens[3::4]))
+        return array("Q", map(int, texts))
     except ValueError:
         raise _Unclean from None
-    if (
-        max(bases) >= U64_MAX
-        or max(sizes) >= U64_MAX
-        or max(numbers) >= LONG_MAX
-        or max(file_ids) >= LONG_MAX
-        or 0 in sizes
-    ):
-        raise _Unclean
-    ends = list(map(add, bases, sizes))
-    if max(ends) > U64_MAX + 1:
-        raise _Unclean
-    return bases, list(map(sub, ends, repeat(1))), numbers, file_ids

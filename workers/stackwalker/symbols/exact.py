@@ -69,8 +69,10 @@ def parse_func_fields(rest: bytes) -> FuncFields | None:
 class ExactParser:
     """Parser state (the current FUNC) and every record kind, one at a time."""
 
-    def __init__(self) -> None:
-        self.records = ParsedRecords()
+    def __init__(self, spill_dir: str | None = None) -> None:
+        """`spill_dir`: where large line-record columns wait (columns.py); None for the
+        system's temporary directory."""
+        self.records = ParsedRecords(spill_dir=spill_dir)
         self.stats = self.records.stats
         # the FUNC that line and INLINE records belong to: a record number, NO_FUNC or
         # DROPPED_FUNC; its highest line address so far; its current INLINE nesting level

@@ -49,9 +49,10 @@ def build_index_file(sym_path: Path, out_path: Path) -> dict:
     """Index the `.sym` file at `sym_path` into a new file `out_path`; returns the metadata
     stored with it ({"module": ..., "stats": ...}). Memory stays below the `.sym` file's size
     plus a few MiB: the file is read in chunks and the index is written section by section."""
+    out_path = Path(out_path)
     with Path(sym_path).open("rb") as handle:
-        records = SymParser().parse_file(handle)
-    with Path(out_path).open("wb") as out:
+        records = SymParser(spill_dir=str(out_path.parent)).parse_file(handle)
+    with out_path.open("wb") as out:
         return write_index(records, out)
 
 

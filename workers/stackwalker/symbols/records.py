@@ -1,9 +1,9 @@
 """What parsing a `.sym` file keeps: its records in flat typed arrays, in record order.
 
 The parser (parser.py, bulk.py) fills a `ParsedRecords`; the builder (builder.py) lays it out as
-the index sections (tables.py). Nothing here is an object per record: a line record costs 16
-bytes while its values fit in 32 bits, which keeps a whole file's records below the size of its
-text (DESIGN.md §9).
+the index sections (tables.py). Nothing here is an object per record, and the line records,
+most of a large file, wait in temporary files (columns.py): parsing a file takes less memory
+than the file's size (DESIGN.md §9).
 """
 
 from __future__ import annotations
@@ -13,39 +13,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import partial
 
+from procsupervisor.workers.stackwalker.symbols.columns import SpillColumn
 from procsupervisor.workers.stackwalker.symbols.containers import ContainedRanges, ExclusiveRanges
 
 # The STACK WIN types whose fields are kept (FrameData and FPO); the others only take part in
 # conflicts.
 KEPT_WIN_TYPES = (4, 0)
 WIN_VALUE_COUNT = 7
-
-
-class U64Column:
-    """Unsigned values in 4-byte elements until one needs 8 (then all are widened once)."""
-
-    __slots__ = ("values",)
-
-    def __init__(self) -> None:
-        self.values = array("I")
-
-    def __len__(self) -> int:
-        return len(self.values)
-
-    def extend(self, items: list[int] | array) -> None:
-        values = self.values
-        before = len(values)
-        try:
-            values.extend(items)
-        except OverflowError:
-            del values[before:]  # extend from a list keeps what it stored before failing
-            self.values = array("Q", values)
-            self.values.extend(items)
-
-    def append(self, value: int) -> None:
-        if value > 0xFFFFFFFF and self.values.typecode == "I":
-            self.values = array("Q", self.values)
-        self.values.append(value)
 
 
 @dataclass
@@ -84,11 +58,13 @@ class ParsedRecords:
     func_inline_lo: array = field(default_factory=partial(array, "I"))  # its first INLINE
     unsorted_line_funcs: set[int] = field(default_factory=set)  # FUNCs with overlapping lines
     # line records of stored FUNCs, grouped by function in record order; line_file holds the
-    # FILE ids, resolved to names when the index is laid out
-    line_base: U64Column = field(default_factory=U64Column)
-    line_high: U64Column = field(default_factory=U64Column)
-    line_number: U64Column = field(default_factory=U64Column)
-    line_file: U64Column = field(default_factory=U64Column)
+    # FILE ids, resolved to names when the index is laid out. Large ones go to temporary files
+    # in spill_dir (None: the system's temporary directory).
+    spill_dir: str | None = None
+    line_base: SpillColumn = field(init=False)
+    line_high: SpillColumn = field(init=False)
+    line_number: SpillColumn = field(init=False)
+    line_file: SpillColumn = field(init=False)
     # INLINE records of stored FUNCs in record order (a FUNC's are contiguous); call file -1
     # for the old syntax; the record's ranges are [range_lo[i], range_lo[i + 1])
     inline_line: array = field(default_factory=partial(array, "Q"))
@@ -117,6 +93,17 @@ class ParsedRecords:
     win_program: array = field(default_factory=partial(array, "I"))
     win_stored: int = 0
     win_other_entries: int = 0  # entry numbers of the types 1-3 ranges (never read)
+
+    def __post_init__(self) -> None:
+        self.line_base = SpillColumn(self.spill_dir)
+        self.line_high = SpillColumn(self.spill_dir)
+        self.line_number = SpillColumn(self.spill_dir)
+        self.line_file = SpillColumn(self.spill_dir)
+
+    def close(self) -> None:
+        """Drop the temporary files of the line records."""
+        for column in (self.line_base, self.line_high, self.line_number, self.line_file):
+            column.close()
 
     def add_string(self, text: bytes) -> int:
         sid = len(self.str_offsets) - 1
