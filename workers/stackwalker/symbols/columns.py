@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import tempfile
 from array import array
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import BinaryIO
 
 SPILL_ITEMS = 1 << 18  # values held in memory before they go to the file
@@ -36,8 +36,10 @@ class SpillColumn:
     def __len__(self) -> int:
         return self._spilled + len(self.values)
 
-    def extend(self, items: list[int] | array) -> None:
+    def extend(self, items: Iterable[int]) -> None:
         values = self.values
+        if not isinstance(items, list | array):
+            items = list(items)  # a second attempt must see every item again
         if isinstance(items, array) and items.typecode != values.typecode:
             if values.typecode == "Q":
                 items = array("Q", items)
