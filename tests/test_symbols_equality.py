@@ -10,7 +10,14 @@ from pathlib import Path
 import pytest
 from _reference_symbols import reference_index
 
-from procsupervisor.workers.stackwalker.symbols import build_index_file, columns, parse_sym, parser
+from procsupervisor.workers.stackwalker.symbols import (
+    build_index_file,
+    builder,
+    columns,
+    parse_sym,
+    parser,
+)
+from procsupervisor.workers.stackwalker.symbols.containers import ContainedRanges
 
 
 def built_from_file(tmp_path: Path, data: bytes) -> bytes:
@@ -245,3 +252,27 @@ def test_line_columns_spilled_to_disk(
     assert parse_sym(data).to_bytes() == expected
     assert built_from_file(tmp_path, data) == expected
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.sym", "out.symidx"]
+
+
+def test_inline_trees_in_dump_syms_order_match_the_generic_build() -> None:
+    """builder._nested_in_order, the shortcut for INLINE ranges written depth first, gives
+    ContainedRanges' tree whenever it answers."""
+    rng = random.Random(7)
+    answered = 0
+    for _ in range(3000):
+        ranges = []
+        base = rng.randrange(0, 50)
+        for entry in range(rng.randrange(1, 9)):
+            base += rng.choice([-4, 0, 1, 2, 8, 30])
+            ranges.append((max(base, 0), rng.choice([0, 1, 2, 4, 8, 16, 40]), entry))
+        fast = builder._nested_in_order(ranges)
+        if fast is None:
+            continue
+        answered += 1
+        tree = ContainedRanges(allow_equal=True)
+        for address, size, entry in ranges:
+            tree.store(address, size, entry)
+        bases, highs, parents, entries = tree.flatten()
+        expected_parents = [-1] * len(bases) if parents is None else parents
+        assert fast == (list(bases), list(highs), expected_parents, list(entries)), ranges
+    assert answered > 500

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from array import array
-from itertools import compress, islice, repeat
+from itertools import accumulate, compress, islice, repeat
 from operator import ge, lt
 from typing import BinaryIO
 
@@ -21,6 +21,7 @@ from procsupervisor.workers.stackwalker.symbols.columns import SpillColumn
 from procsupervisor.workers.stackwalker.symbols.containers import (
     ContainedRanges,
     ExclusiveRanges,
+    range_high,
 )
 from procsupervisor.workers.stackwalker.symbols.layout import (
     LazySection,
@@ -162,39 +163,47 @@ def _inlines(records: ParsedRecords, sections: dict[str, SectionData], order: ar
     rec_range_start = array("I", [0])
     range_base, range_size = array("Q"), array("Q")
     total = records.inline_records
-    if not total:
-        starts = array("I", [0]) * (len(order) + 1)
+    inline_lo = array("I", records.func_inline_lo)
+    inline_lo.append(total)
+    # positions (in address order) of the FUNCs that have INLINE records, and their records
+    has_inlines = map(lt, inline_lo, islice(inline_lo, 1, None))
+    if order == array("I", range(len(order))):
+        owners = [(record, record) for record in compress(range(len(order)), has_inlines)]
     else:
-        starts = array("I", [0])
-        inline_lo = records.func_inline_lo
-        record_count = len(inline_lo)
-        range_lo = records.inline_range_lo
-        for record in order:
-            lo = inline_lo[record]
-            hi = inline_lo[record + 1] if record + 1 < record_count else total
-            if lo < hi:
-                tree = ContainedRanges(allow_equal=True)
-                for i in range(lo, hi):
-                    rec = len(rec_name)
-                    rec_name.append(records.origins.get(records.inline_origin[i], NO_STRING))
-                    rec_line.append(records.inline_line[i])
-                    rec_file.append(records.files.get(records.inline_file[i], NO_STRING))
-                    for r in range(range_lo[i], range_lo[i + 1]):
-                        address, size = records.inline_range_base[r], records.inline_range_size[r]
-                        range_base.append(address)
-                        range_size.append(size)
-                        tree.store(address, size, rec)
-                    rec_range_start.append(len(range_base))
-                first = len(node_base)
-                bases, highs, parents, entries = tree.flatten()
-                node_base.extend(bases)
-                node_high.extend(highs)
-                if parents is None:
-                    node_parent.extend(repeat(NO_STRING, len(bases)))
-                else:
-                    node_parent.extend(NO_STRING if p < 0 else first + p for p in parents)
-                node_record.extend(entries)
-            starts.append(len(node_base))
+        flags = list(has_inlines)
+        owners = [(pos, record) for pos, record in enumerate(order) if flags[record]]
+    node_counts = [0] * len(order)
+    range_lo = records.inline_range_lo
+    for position, record in owners:
+        ranges: list[tuple[int, int, int]] = []  # base, size, record, in arrival order
+        for i in range(inline_lo[record], inline_lo[record + 1]):
+            rec = len(rec_name)
+            rec_name.append(records.origins.get(records.inline_origin[i], NO_STRING))
+            rec_line.append(records.inline_line[i])
+            rec_file.append(records.files.get(records.inline_file[i], NO_STRING))
+            for r in range(range_lo[i], range_lo[i + 1]):
+                address, size = records.inline_range_base[r], records.inline_range_size[r]
+                range_base.append(address)
+                range_size.append(size)
+                ranges.append((address, size, rec))
+            rec_range_start.append(len(range_base))
+        first = len(node_base)
+        nodes = _nested_in_order(ranges)
+        if nodes is None:
+            tree = ContainedRanges(allow_equal=True)
+            for address, size, rec in ranges:
+                tree.store(address, size, rec)
+            nodes = tree.flatten()
+        bases, highs, parents, entries = nodes
+        node_base.extend(bases)
+        node_high.extend(highs)
+        if parents is None:
+            node_parent.extend(repeat(NO_STRING, len(bases)))
+        else:
+            node_parent.extend(NO_STRING if p < 0 else first + p for p in parents)
+        node_record.extend(entries)
+        node_counts[position] = len(bases)
+    starts = array("I", accumulate(node_counts, initial=0))
     sections.update(
         func_inline_start=starts,
         inline_base=node_base,
@@ -208,6 +217,35 @@ def _inlines(records: ParsedRecords, sections: dict[str, SectionData], order: ar
         inlrec_range_base=range_base,
         inlrec_range_size=range_size,
     )
+
+
+def _nested_in_order(
+    ranges: list[tuple[int, int, int]],
+) -> tuple[list[int], list[int], list[int], list[int]] | None:
+    """The containment tree of INLINE ranges that arrive the way dump_syms writes them
+    (depth first, each inside the one it is inlined into, siblings in address order), in
+    pre-order as ContainedRanges.flatten gives it; None for any other arrival order."""
+    bases: list[int] = []
+    highs: list[int] = []
+    parents: list[int] = []
+    entries: list[int] = []
+    path: list[int] = []  # the last stored node and its ancestors
+    for base, size, entry in ranges:
+        high = range_high(base, size)
+        if high is None:
+            continue  # not stored, as ContainedRanges.store refuses it
+        while path and highs[path[-1]] < base:
+            path.pop()  # ends before this one starts: this one is not inside it
+        # the path's last node is now the innermost candidate parent; with an empty path this
+        # range starts after every stored one
+        if path and (high > highs[path[-1]] or base < bases[path[-1]]):
+            return None
+        parents.append(path[-1] if path else -1)
+        path.append(len(bases))
+        bases.append(base)
+        highs.append(high)
+        entries.append(entry)
+    return bases, highs, parents, entries
 
 
 def _publics(records: ParsedRecords, sections: dict[str, SectionData]) -> None:

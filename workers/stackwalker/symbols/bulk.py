@@ -20,7 +20,7 @@ from bisect import bisect_right
 from collections.abc import Iterable
 from functools import cache
 from itertools import accumulate, compress, islice, repeat
-from operator import add, gt, is_, le, ne, sub
+from operator import add, gt, is_, le, lt, ne, not_, sub
 
 from procsupervisor.workers.stackwalker.symbols.cparse import LONG_MAX, U64_MAX
 from procsupervisor.workers.stackwalker.symbols.exact import (
@@ -78,12 +78,11 @@ class BulkParser(ExactParser):
         bases, highs, params, names, flags = _func_heads(heads, self.records.funcs.last_high())
         inlines: dict[int, list[bytes]] = {}
         joined = b"".join(bodies)
-        if b"INLINE " in joined:
+        if b"\nINLINE " in joined:
             bodies = list(bodies)
-            for k in compress(range(len(bodies)), map(bytes.__contains__, bodies, repeat(b"I"))):
-                lines = bodies[k].split(b"\n")
-                inlines[k] = [line[7:] for line in lines if line.startswith(b"INLINE ")]
-                bodies[k] = b"\n".join(line for line in lines if not line.startswith(b"INLINE "))
+            marked = map(bytes.__contains__, bodies, repeat(b"\nINLINE "))
+            for k in compress(range(len(bodies)), marked):
+                inlines[k], bodies[k] = _take_inlines(bodies[k])
             joined = b"".join(bodies)
         counts = list(map(bytes.count, bodies, repeat(b"\n")))
         columns = _line_columns(joined[1:], sum(counts))
@@ -113,12 +112,13 @@ class BulkParser(ExactParser):
         records.line_file.extend(file_ids)
         # a line starting at or below the end of the one before it, in the same FUNC, makes
         # that FUNC's lines "unsorted" (resolved like Breakpad's RangeMap when laid out)
-        for position in compress(
-            range(1, len(line_bases)), map(le, islice(line_bases, 1, None), line_highs)
-        ):
-            k = bisect_right(starts, position) - 1
-            if starts[k] != position:
-                records.unsorted_line_funcs.add(first_record + k)
+        if not all(map(lt, line_highs, islice(line_bases, 1, None))):
+            for position in compress(
+                range(1, len(line_bases)), map(le, islice(line_bases, 1, None), line_highs)
+            ):
+                k = bisect_right(starts, position) - 1
+                if starts[k] != position:
+                    records.unsorted_line_funcs.add(first_record + k)
         self._cur = first_record + count - 1
         last_count = counts[-1]
         self._cur_last_high = max(line_highs[len(line_highs) - last_count :]) if last_count else -1
@@ -126,15 +126,21 @@ class BulkParser(ExactParser):
     def _commit_inlines(
         self, first_record: int, count: int, inlines: dict[int, list[bytes]]
     ) -> None:
+        """The INLINE records of a batch of FUNCs (`inlines`: FUNC position in the batch ->
+        the records' text after "INLINE ", ascending)."""
         records = self.records
-        for k in range(count):
-            records.func_inline_lo.append(len(records.inline_line))
+        done = 0
+        for k, texts in inlines.items():
+            records.func_inline_lo.extend(repeat(len(records.inline_line), k + 1 - done))
+            done = k + 1
+            self._cur = first_record + k
             self._cur_inline_level = 0
-            if k in inlines:
-                self._cur = first_record + k
-                for rest in inlines[k]:
-                    if not self._inline(rest):
-                        self.stats.inline_errors += 1
+            for rest in texts:
+                if not self._inline(rest):
+                    self.stats.inline_errors += 1
+        records.func_inline_lo.extend(repeat(len(records.inline_line), count - done))
+        if count - 1 not in inlines:
+            self._cur_inline_level = 0
 
     def _inline(self, rest: bytes) -> bool:
         """The new syntax with plain numbers, stored straight away; anything else exactly."""
@@ -169,20 +175,21 @@ class BulkParser(ExactParser):
 
     def _public_region(self, region: bytes) -> None:
         """Lines starting with "PUBLIC "."""
-        lines = region[:-1].split(b"\n")
-        for start in range(0, len(lines), RECORD_BATCH):
-            batch = lines[start : start + RECORD_BATCH]
+        bodies = _without_prefix(region, b"PUBLIC ")
+        for start in range(0, len(bodies), RECORD_BATCH):
+            batch = bodies[start : start + RECORD_BATCH]
             try:
                 self._public_batch(batch)
             except _Unclean:
-                for line in batch:
-                    self._exact_line(line)
+                for body in batch:
+                    self._exact_line(b"PUBLIC " + body)
 
-    def _public_batch(self, lines: list[bytes]) -> None:
-        fields = list(map(bytes.split, lines, repeat(b" "), repeat(3)))
-        if set(map(len, fields)) != {4}:
-            raise _Unclean
-        _keywords, addr_texts, param_texts, names = zip(*fields, strict=True)
+    def _public_batch(self, bodies: list[bytes]) -> None:
+        fields = list(map(bytes.split, bodies, repeat(b" "), repeat(2)))
+        try:
+            addr_texts, param_texts, names = zip(*fields, strict=True)
+        except ValueError:
+            raise _Unclean from None
         if b"m" in addr_texts or b"" in names:
             raise _Unclean
         addrs = _hex_column(addr_texts, 16)
@@ -202,28 +209,32 @@ class BulkParser(ExactParser):
 
     def _cfi_region(self, region: bytes) -> None:
         """Lines starting with "STACK CFI "."""
-        lines = region[:-1].split(b"\n")
-        for start in range(0, len(lines), RECORD_BATCH):
-            batch = lines[start : start + RECORD_BATCH]
+        bodies = _without_prefix(region, b"STACK CFI ")
+        for start in range(0, len(bodies), RECORD_BATCH):
+            batch = bodies[start : start + RECORD_BATCH]
             try:
                 self._cfi_batch(batch)
             except _Unclean:
-                self._cfi_lines(batch)
+                self._cfi_lines([b"STACK CFI " + body for body in batch])
 
-    def _cfi_batch(self, lines: list[bytes]) -> None:
-        fields = list(map(bytes.split, lines, repeat(b" "), repeat(3)))
-        if set(map(len, fields)) != {4}:
-            raise _Unclean
-        _stack, _cfi, firsts, rests = zip(*fields, strict=True)
+    def _cfi_batch(self, bodies: list[bytes]) -> None:
+        """Deltas ("address rules") and INIT records ("INIT base size rules")."""
+        fields = list(map(bytes.split, bodies, repeat(b" "), repeat(1)))
+        try:
+            firsts, rests = zip(*fields, strict=True)
+        except ValueError:
+            raise _Unclean from None
         is_delta = list(map(ne, firsts, repeat(b"INIT")))
         rules = list(rests)
         delta_addrs = _hex_column(compress(firsts, is_delta), 16)
-        init_positions = [i for i, delta in enumerate(is_delta) if not delta]
+        init_positions = list(compress(range(len(bodies)), map(not_, is_delta)))
         if init_positions:
-            init_fields = [rests[i].split(b" ", 2) for i in init_positions]
-            if set(map(len, init_fields)) != {3}:
-                raise _Unclean
-            init_bases, init_sizes, init_rules = zip(*init_fields, strict=True)
+            init_fields = list(map(bytes.split, map(rests.__getitem__, init_positions),
+                                   repeat(b" "), repeat(2)))  # fmt: skip
+            try:
+                init_bases, init_sizes, init_rules = zip(*init_fields, strict=True)
+            except ValueError:
+                raise _Unclean from None
             if b"" in init_rules:
                 raise _Unclean
             bases = _hex_column(init_bases, 16)
@@ -247,7 +258,7 @@ class BulkParser(ExactParser):
         records.delta_rules.extend(compress(sids, is_delta))
         if init_positions:
             inits = records.cfi_inits
-            init_sids = [sids[i] for i in init_positions]
+            init_sids = list(map(sids.__getitem__, init_positions))
             if bases[0] > inits.last_high() and all(map(gt, islice(bases, 1, None), highs)):
                 inits.bases.extend(_wide(bases))
                 inits.highs.extend(_wide(highs))
@@ -348,6 +359,32 @@ def _split_funcs(text: bytes) -> list[bytes]:
     """[text before the first FUNC line, head, body, head, body, ...]: heads are FUNC lines
     without "FUNC ", bodies the LF-led lines up to the next FUNC line."""
     return _FUNC_LINE.split(text)
+
+
+def _without_prefix(region: bytes, prefix: bytes) -> list[bytes]:
+    """The lines of `region` (each starting with `prefix`, each ending in LF) without it."""
+    return region[len(prefix) : -1].replace(b"\n" + prefix, b"\n").split(b"\n")
+
+
+def _take_inlines(body: bytes) -> tuple[list[bytes], bytes]:
+    """(the INLINE records' text after "INLINE ", the other lines) of an LF-led body.
+
+    dump_syms writes a FUNC's INLINE records right after it: that leading run is cut off with
+    one `find` per record; INLINE lines anywhere else are picked out line by line."""
+    found = []
+    pos = 0
+    while body.startswith(b"\nINLINE ", pos):
+        end = body.find(b"\n", pos + 1)
+        if end < 0:
+            end = len(body)
+        found.append(body[pos + 8 : end])
+        pos = end
+    rest = body[pos:]
+    if b"\nINLINE " not in rest:
+        return found, rest
+    lines = rest.split(b"\n")
+    found += [line[7:] for line in lines if line.startswith(b"INLINE ")]
+    return found, b"\n".join(line for line in lines if not line.startswith(b"INLINE "))
 
 
 def _wide(values: array | list[int]) -> array | list[int]:
