@@ -53,6 +53,8 @@ class ToyIndex:
 class ToyCodec:
     """Serialized form: magic + the .sym bytes; `load` rejects anything without the magic."""
 
+    format_tag = "toy1"
+
     def __init__(self) -> None:
         self.builds = 0
 
@@ -62,6 +64,9 @@ class ToyCodec:
             raise ValueError("not a symbol file")
         self.builds += 1
         return TOY_MAGIC + data
+
+    def build_file(self, sym_path: Path, out_path: Path) -> None:
+        out_path.write_bytes(self.build(sym_path))
 
     def load(self, buffer: bytes | memoryview) -> ToyIndex:
         if bytes(buffer[: len(TOY_MAGIC)]) != TOY_MAGIC:

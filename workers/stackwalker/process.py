@@ -28,6 +28,7 @@ from procsupervisor.workers.stackwalker.model import (
     CPUContext,
     SymbolIndexProtocol,
     SymbolProvider,
+    SymbolsUnavailable,
 )
 from procsupervisor.workers.stackwalker.unwind.walk import walk_thread
 
@@ -56,6 +57,9 @@ class DumpSymbols:
                 return None
             try:
                 self._by_code_file[key] = self._provider.get_symbols(module)
+            except SymbolsUnavailable as exc:
+                self._notes.append(f"symbols for {key!r} unavailable: {exc}")
+                self._by_code_file[key] = None
             except Exception as exc:  # a broken symbol file must not fail the whole dump
                 self._notes.append(
                     f"symbols for {key!r} failed to load: {type(exc).__name__}: {exc}"
