@@ -26,6 +26,7 @@ from procsupervisor.storage.base import MAIN_DUMP_NAME
 LAZY_COMMANDS = {
     "stackwalk": "procsupervisor.stackwalk_command:stackwalk",
     "cache": "procsupervisor.cache.cli:cache",
+    "symbols": "procsupervisor.cache.symbols_cli:symbols",
     "db": "procsupervisor.storage.db_cli:db",
 }
 
