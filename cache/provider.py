@@ -23,17 +23,14 @@ import mmap
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from procsupervisor.cache.background import LOOSE, STORED, UNKNOWN, BackgroundIndexer
 from procsupervisor.cache.counters import CounterSink
 from procsupervisor.cache.download import temp_dir
-from procsupervisor.cache.fill import FillResult, IndexFiller
 from procsupervisor.cache.locks import KeyLocks
 from procsupervisor.cache.memory_lru import MemoryLRU
 from procsupervisor.cache.settings import MIB, SymbolCacheSettings
 from procsupervisor.cache.shared_counters import SharedCounters
-from procsupervisor.cache.shared_index import SharedIndexStore
 from procsupervisor.cache.store import STORE_ERRORS, EntryKind, StoredEntry, SymbolStore
 from procsupervisor.cache.supplier_base import SymbolSupplier
 from procsupervisor.cache.supplier_local import LocalDirectorySupplier
@@ -52,6 +49,10 @@ from procsupervisor.workers.stackwalker.symbols import (
     is_safe_relpath,
     symbol_file_relpath,
 )
+
+if TYPE_CHECKING:
+    from procsupervisor.cache.fill import FillResult, IndexFiller
+    from procsupervisor.cache.shared_index import SharedIndexStore
 
 log = logging.getLogger(__name__)
 
@@ -107,16 +108,10 @@ class CachingSymbolProvider:
         self.relpath_for = relpath_for
         self.locks = KeyLocks(store.directory)
         self.workdir = temp_dir(store.directory)
-        self.filler = IndexFiller(
-            store,
-            list(suppliers),
-            self.codec,
-            self.sink,
-            self.workdir,
-            negative_ttl_s=negative_ttl_s,
-            shared=shared,
-            memory_budget_bytes=memory_budget_bytes,
-        )
+        self.suppliers = list(suppliers)
+        self.shared = shared
+        self.memory_budget_bytes = memory_budget_bytes
+        self._filler: IndexFiller | None = None
         self.loaded: MemoryLRU[SymbolIndexProtocol] = MemoryLRU(
             memory_lru_entries, memory_lru_bytes
         )
@@ -127,13 +122,29 @@ class CachingSymbolProvider:
         self._wait_until: float | None = None
         self._supplier_factory = supplier_factory
         self._shared_factory = shared_factory
-        self.indexer = (
-            BackgroundIndexer(self._fill_in_child, memory_budget_bytes) if background else None
-        )
+        self.indexer = None
+        if background:
+            from procsupervisor.cache.background import BackgroundIndexer
+
+            self.indexer = BackgroundIndexer(self._fill_in_child, memory_budget_bytes)
 
     @property
-    def suppliers(self) -> list[SymbolSupplier]:
-        return self.filler.suppliers
+    def filler(self) -> IndexFiller:
+        """What fills a miss in this process; made (and the parser loaded) on the first one."""
+        if self._filler is None:
+            from procsupervisor.cache.fill import IndexFiller
+
+            self._filler = IndexFiller(
+                self.store,
+                self.suppliers,
+                self.codec,
+                self.sink,
+                self.workdir,
+                negative_ttl_s=self.negative_ttl_s,
+                shared=self.shared,
+                memory_budget_bytes=self.memory_budget_bytes,
+            )
+        return self._filler
 
     def start_crash(self) -> None:
         """A new crash: the time it may wait for background indexing starts now."""
@@ -221,6 +232,8 @@ class CachingSymbolProvider:
         return None
 
     def _fill_in_background(self, key: str, relpath: str) -> SymbolIndexProtocol | None:
+        from procsupervisor.cache.background import LOOSE
+
         assert self.indexer is not None
         if self.indexer.start(key, relpath):
             self.sink.event("background_fills")
@@ -244,10 +257,13 @@ class CachingSymbolProvider:
 
     def _fill_in_child(self, key: str, relpath: str) -> int:
         """In a background indexer process: fill `key` with connections of its own."""
+        from procsupervisor.cache.background import LOOSE, STORED, UNKNOWN
+        from procsupervisor.cache.fill import IndexFiller
+
         store = SymbolStore(self.store.directory, None)
         sink = CounterSink(None, SharedCounters(store.directory))
         suppliers = self._supplier_factory() if self._supplier_factory else self.suppliers
-        shared = self._shared_factory() if self._shared_factory else self.filler.shared
+        shared = self._shared_factory() if self._shared_factory else self.shared
         filler = IndexFiller(
             store,
             suppliers,
@@ -256,7 +272,7 @@ class CachingSymbolProvider:
             temp_dir(store.directory),
             negative_ttl_s=self.negative_ttl_s,
             shared=shared,
-            memory_budget_bytes=self.filler.memory_budget_bytes,
+            memory_budget_bytes=self.memory_budget_bytes,
         )
         try:
             with KeyLocks(store.directory).hold(key, self.lock_timeout_s) as locked:

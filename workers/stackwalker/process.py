@@ -30,7 +30,7 @@ from procsupervisor.workers.stackwalker.model import (
     SymbolProvider,
     SymbolsUnavailable,
 )
-from procsupervisor.workers.stackwalker.unwind.walk import walk_thread
+from procsupervisor.workers.stackwalker.unwind.walk import MAX_FRAMES, walk_thread
 
 STATUS_OK = "OK"
 STATUS_NO_THREAD_LIST = "ERROR_NO_THREAD_LIST"
@@ -184,7 +184,7 @@ def process_minidump(
     data: Buffer,
     symbols: SymbolProvider | None,
     *,
-    max_frames_per_thread: int = 1024,
+    max_frames_per_thread: int = MAX_FRAMES,
     deadline: float | None = None,
 ) -> ProcessState:
     """Never raises MinidumpFormatError: a dump Breakpad rejects gives an error status."""

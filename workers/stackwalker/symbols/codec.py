@@ -13,7 +13,6 @@ from typing import Protocol
 from procsupervisor.workers.stackwalker.model import SymbolIndexProtocol
 from procsupervisor.workers.stackwalker.symbols.index import SymbolIndex
 from procsupervisor.workers.stackwalker.symbols.layout import FORMAT_VERSION, SymbolIndexError
-from procsupervisor.workers.stackwalker.symbols.parser import build_index_file
 
 
 class IndexCorruptError(Exception):
@@ -40,6 +39,9 @@ class BreakpadIndexCodec:
     format_tag = f"psymidx{FORMAT_VERSION}"
 
     def build_file(self, sym_path: Path, out_path: Path) -> None:
+        # the parser is loaded by the first build only: opening indexes never needs it
+        from procsupervisor.workers.stackwalker.symbols.parser import build_index_file
+
         build_index_file(sym_path, out_path)
 
     def load(self, buffer: bytes | memoryview) -> SymbolIndexProtocol:
