@@ -142,15 +142,22 @@ class IndexFiller:
         bytes were checked against the published checksum)."""
         if path.stat().st_size == 0:
             raise IndexCorruptError("empty index")
+        problem = ""
         with (
             path.open("rb") as handle,
             mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped,
         ):
-            index = self.codec.load(mapped)
-            release = getattr(index, "release", None)
-            if release is not None:
-                release()  # the map closes next, which needs no view of it left
-            del index
+            try:
+                index = self.codec.load(mapped)
+            except IndexCorruptError as exc:
+                problem = str(exc)  # the error's frames (and their views of the map) go here
+            else:
+                release = getattr(index, "release", None)
+                if release is not None:
+                    release()  # the map closes next, which needs no view of it left
+                del index
+        if problem:
+            raise IndexCorruptError(problem)
 
     def _index(self, key: str, relpath: str, fetched: FetchedSymbols) -> FillResult:
         sym_bytes = fetched.path.stat().st_size

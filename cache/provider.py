@@ -18,6 +18,7 @@ Nothing here raises into the stackwalker: any failure means "no symbols" for thi
 
 from __future__ import annotations
 
+import functools
 import logging
 import mmap
 import time
@@ -43,7 +44,6 @@ from procsupervisor.workers.stackwalker.model import (
 )
 from procsupervisor.workers.stackwalker.symbols import (
     BreakpadIndexCodec,
-    DirectorySymbolProvider,
     IndexCodec,
     IndexCorruptError,
     is_safe_relpath,
@@ -51,6 +51,7 @@ from procsupervisor.workers.stackwalker.symbols import (
 )
 
 if TYPE_CHECKING:
+    from procsupervisor.cache.background import FillJob
     from procsupervisor.cache.fill import FillResult, IndexFiller
     from procsupervisor.cache.shared_index import SharedIndexStore
 
@@ -126,7 +127,7 @@ class CachingSymbolProvider:
         if background:
             from procsupervisor.cache.background import BackgroundIndexer
 
-            self.indexer = BackgroundIndexer(self._fill_in_child, memory_budget_bytes)
+            self.indexer = BackgroundIndexer(self._fill_job)
 
     @property
     def filler(self) -> IndexFiller:
@@ -255,37 +256,20 @@ class CachingSymbolProvider:
             raise SymbolsUnavailable("the index is bigger than the whole symbol cache")
         return None  # a supplier failed, or the indexer did: ask again after error_retry_s
 
-    def _fill_in_child(self, key: str, relpath: str) -> int:
-        """In a background indexer process: fill `key` with connections of its own."""
-        from procsupervisor.cache.background import LOOSE, STORED, UNKNOWN
-        from procsupervisor.cache.fill import IndexFiller
+    def _fill_job(self, key: str, relpath: str) -> FillJob:
+        from procsupervisor.cache.background import FillJob
 
-        store = SymbolStore(self.store.directory, None)
-        sink = CounterSink(None, SharedCounters(store.directory))
-        suppliers = self._supplier_factory() if self._supplier_factory else self.suppliers
-        shared = self._shared_factory() if self._shared_factory else self.shared
-        filler = IndexFiller(
-            store,
-            suppliers,
-            self.codec,
-            sink,
-            temp_dir(store.directory),
+        return FillJob(
+            key=key,
+            relpath=relpath,
+            cache_dir=self.store.directory,
+            codec=self.codec,
+            suppliers=self._supplier_factory or functools.partial(list, self.suppliers),
+            shared=self._shared_factory or functools.partial(_same, self.shared),
             negative_ttl_s=self.negative_ttl_s,
-            shared=shared,
+            lock_timeout_s=self.lock_timeout_s,
             memory_budget_bytes=self.memory_budget_bytes,
         )
-        try:
-            with KeyLocks(store.directory).hold(key, self.lock_timeout_s) as locked:
-                if locked and (store.has_index(key) or _has_negative(store, key)):
-                    return STORED  # another worker's indexer got there first
-                result = filler.fill(key, relpath)
-        finally:
-            sink.flush(force=True)
-            store.close()
-        if result.loose_index is not None:
-            result.loose_index.unlink(missing_ok=True)
-            return LOOSE
-        return UNKNOWN if result.outcome == "unknown" else STORED
 
     def _from_store(self, key: str, tier: str) -> tuple[bool, SymbolIndexProtocol | None]:
         """(True, index or None) when the disk cache answers, (False, None) otherwise;
@@ -372,11 +356,8 @@ class CachingSymbolProvider:
         self.store.close()
 
 
-def _has_negative(store: SymbolStore, key: str) -> bool:
-    try:
-        return store.lookup(key).kind is EntryKind.NEGATIVE
-    except STORE_ERRORS:
-        return False
+def _same(value: Any) -> Any:
+    return value
 
 
 def suppliers_from_settings(settings: SymbolCacheSettings) -> list[SymbolSupplier]:
@@ -458,10 +439,9 @@ def provider_from_settings(
         memory_budget_bytes=settings.index_memory_bytes,
         background=background,
         index_wait_s=settings.index_wait_s,
-        # a background indexer process opens clients of its own: the worker's must not be
-        # shared across fork
-        supplier_factory=lambda: suppliers_from_settings(settings),
-        shared_factory=lambda: shared_from_settings(settings, codec),
+        # a background indexer process opens clients of its own
+        supplier_factory=functools.partial(suppliers_from_settings, settings),
+        shared_factory=functools.partial(shared_from_settings, settings, codec),
     )
 
 
@@ -489,6 +469,8 @@ def build_provider(symbol_paths: list[Path], cache_dir: Path | None) -> SymbolPr
     directory must not be shared between symbol roots holding different files for the same
     module, or the first one parsed wins."""
     if cache_dir is None:
+        from procsupervisor.workers.stackwalker.symbols import DirectorySymbolProvider
+
         return DirectorySymbolProvider(list(symbol_paths))
     settings = SymbolCacheSettings(cache_dir=Path(cache_dir), paths=tuple(symbol_paths))
     return provider_from_settings(settings)
