@@ -113,10 +113,10 @@ def test_an_s3_prefix(tmp_path: Path, s3_endpoint: str, monkeypatch: pytest.Monk
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     client = make_s3_client(endpoint_url=s3_endpoint, region="us-east-1", timeout_s=5, retries=1)
-    client.create_bucket(Bucket="symbols")
+    client.create_bucket(Bucket="warm-symbols")
     for module in MODULES:
-        client.put_object(Bucket="symbols", Key=f"v1/{sym_relpath(module)}", Body=sym_text(module))
-    client.put_object(Bucket="symbols", Key="v1/README.txt", Body=b"not a symbol file")
+        client.put_object(Bucket="warm-symbols", Key=f"v1/{sym_relpath(module)}", Body=sym_text(module))
+    client.put_object(Bucket="warm-symbols", Key="v1/README.txt", Body=b"not a symbol file")
     config = tmp_path / "warm.ini"
     cache = tmp_path / "cache"
     config.write_text(
@@ -124,12 +124,12 @@ def test_an_s3_prefix(tmp_path: Path, s3_endpoint: str, monkeypatch: pytest.Monk
         f"[symbols]\ncache_dir = {cache}\ns3_endpoint_url = {s3_endpoint}\ns3_region = us-east-1\n"
     )
     result = CliRunner().invoke(
-        symbols, ["warm", "s3://symbols/v1", "--config", str(config), "-j", "2"]
+        symbols, ["warm", "s3://warm-symbols/v1", "--config", str(config), "-j", "2"]
     )
     assert result.exit_code == 0, result.output
     assert summary(result.stdout)["built"] == len(MODULES)
     assert_all_cached(cache)
-    again = CliRunner().invoke(symbols, ["warm", "s3://symbols/v1", "--config", str(config)])
+    again = CliRunner().invoke(symbols, ["warm", "s3://warm-symbols/v1", "--config", str(config)])
     assert summary(again.stdout)["cached"] == len(MODULES)
 
 
