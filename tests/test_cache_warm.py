@@ -113,10 +113,11 @@ def test_an_s3_prefix(tmp_path: Path, s3_endpoint: str, monkeypatch: pytest.Monk
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     client = make_s3_client(endpoint_url=s3_endpoint, region="us-east-1", timeout_s=5, retries=1)
-    client.create_bucket(Bucket="warm-symbols")
+    bucket = "warm-symbols"  # moto's state is per process: not another test's bucket
+    client.create_bucket(Bucket=bucket)
     for module in MODULES:
-        client.put_object(Bucket="warm-symbols", Key=f"v1/{sym_relpath(module)}", Body=sym_text(module))
-    client.put_object(Bucket="warm-symbols", Key="v1/README.txt", Body=b"not a symbol file")
+        client.put_object(Bucket=bucket, Key=f"v1/{sym_relpath(module)}", Body=sym_text(module))
+    client.put_object(Bucket=bucket, Key="v1/README.txt", Body=b"not a symbol file")
     config = tmp_path / "warm.ini"
     cache = tmp_path / "cache"
     config.write_text(
