@@ -20,7 +20,7 @@ from bisect import bisect_right
 from collections.abc import Iterable
 from functools import cache
 from itertools import accumulate, compress, islice, repeat
-from operator import add, gt, is_, le, lt, ne, not_, sub
+from operator import add, gt, is_, itemgetter, le, lt, ne, not_, sub
 
 from procsupervisor.workers.stackwalker.symbols.cparse import LONG_MAX, U64_MAX
 from procsupervisor.workers.stackwalker.symbols.exact import (
@@ -186,10 +186,7 @@ class BulkParser(ExactParser):
 
     def _public_batch(self, bodies: list[bytes]) -> None:
         fields = list(map(bytes.split, bodies, repeat(b" "), repeat(2)))
-        try:
-            addr_texts, param_texts, names = zip(*fields, strict=True)
-        except ValueError:
-            raise _Unclean from None
+        addr_texts, param_texts, names = _columns(fields, 3)
         if b"m" in addr_texts or b"" in names:
             raise _Unclean
         addrs = _hex_column(addr_texts, 16)
@@ -220,10 +217,7 @@ class BulkParser(ExactParser):
     def _cfi_batch(self, bodies: list[bytes]) -> None:
         """Deltas ("address rules") and INIT records ("INIT base size rules")."""
         fields = list(map(bytes.split, bodies, repeat(b" "), repeat(1)))
-        try:
-            firsts, rests = zip(*fields, strict=True)
-        except ValueError:
-            raise _Unclean from None
+        firsts, rests = _columns(fields, 2)
         is_delta = list(map(ne, firsts, repeat(b"INIT")))
         rules = list(rests)
         delta_addrs = _hex_column(compress(firsts, is_delta), 16)
@@ -231,10 +225,7 @@ class BulkParser(ExactParser):
         if init_positions:
             init_fields = list(map(bytes.split, map(rests.__getitem__, init_positions),
                                    repeat(b" "), repeat(2)))  # fmt: skip
-            try:
-                init_bases, init_sizes, init_rules = zip(*init_fields, strict=True)
-            except ValueError:
-                raise _Unclean from None
+            init_bases, init_sizes, init_rules = _columns(init_fields, 3)
             if b"" in init_rules:
                 raise _Unclean
             bases = _hex_column(init_bases, 16)
@@ -361,6 +352,13 @@ def _split_funcs(text: bytes) -> list[bytes]:
     return _FUNC_LINE.split(text)
 
 
+def _columns(rows: list[list[bytes]], width: int) -> list[list[bytes]]:
+    """The columns of rows that must all have `width` fields (else _Unclean)."""
+    if len(rows) * width != sum(map(len, rows)):
+        raise _Unclean  # rows are split with at most `width` fields: all have exactly that
+    return [list(map(itemgetter(k), rows)) for k in range(width)]
+
+
 def _without_prefix(region: bytes, prefix: bytes) -> list[bytes]:
     """The lines of `region` (each starting with `prefix`, each ending in LF) without it."""
     return region[len(prefix) : -1].replace(b"\n" + prefix, b"\n").split(b"\n")
@@ -397,8 +395,9 @@ def _plain_decimal(token: bytes) -> bool:
     return 0 < len(token) <= 18 and not token.translate(None, DEC_CHARS)
 
 
-def _hex_column(texts: Iterable[bytes], max_digits: int) -> array:
-    """Non-empty hex numbers of at most `max_digits` digits ("I" or "Q" array), or _Unclean.
+def _hex_column(texts: Iterable[bytes], max_digits: int, checked: bool = False) -> array:
+    """Non-empty hex numbers of at most `max_digits` digits ("I" or "Q" array), or _Unclean;
+    `checked`: the texts are known to hold hex digits only.
 
     Numbers of one run usually have one width (addresses of one region): then they are all
     converted by one `unhexlify` of their zero-padded concatenation, else one by one."""
@@ -407,7 +406,7 @@ def _hex_column(texts: Iterable[bytes], max_digits: int) -> array:
     if not count:
         return array("I")
     joined = b",".join(texts)
-    if joined.translate(None, _HEX_LIST_CHARS):
+    if not checked and joined.translate(None, _HEX_LIST_CHARS):
         raise _Unclean
     width = len(texts[0])
     if (
@@ -438,8 +437,8 @@ def _func_heads(
     """(bases, inclusive highs, parameter sizes, names, flags) of FUNC lines that are all well
     formed, non-empty and in address order above `last_high`; _Unclean otherwise."""
     fields = list(map(bytes.split, heads, repeat(b" "), repeat(3)))
-    if set(map(len, fields)) == {4}:
-        base_texts, size_texts, param_texts, names = zip(*fields, strict=True)
+    if len(fields) * 4 == sum(map(len, fields)):
+        base_texts, size_texts, param_texts, names = _columns(fields, 4)
         if b"m" in base_texts or b"" in names:
             parsed: list[FuncFields | None] = [parse_func_fields(head) for head in heads]
         else:
@@ -481,7 +480,7 @@ def _line_columns(text: bytes, count: int) -> tuple[array, array, array, array]:
     if len(tokens) != 5 * count + 1 or tokens[4::5].count(b"\n") != count:
         raise _Unclean
     del tokens[-1]
-    bases = _hex_column(tokens[0::5], 16)
+    bases = _hex_column(tokens[0::5], 16, checked=True)  # the whole text was checked
     if bases.typecode == "Q" and max(bases) >= U64_MAX:
         raise _Unclean
     decimal, hex_minus_one = _small_numbers() if count >= _BIG_BATCH else ({}, {})
@@ -489,7 +488,7 @@ def _line_columns(text: bytes, count: int) -> tuple[array, array, array, array]:
         # a number missing from the tables (None), or a size of 0 (-1), fails the conversion
         size_minus_one = array("I", map(hex_minus_one.get, tokens[1::5]))
     except (TypeError, OverflowError):
-        sizes = _hex_column(tokens[1::5], 16)
+        sizes = _hex_column(tokens[1::5], 16, checked=True)
         if 0 in sizes or max(sizes) >= U64_MAX:
             raise _Unclean from None
         size_minus_one = array("Q", map(sub, sizes, repeat(1)))

@@ -28,8 +28,11 @@ from procsupervisor.workers.stackwalker.symbols.records import ParsedRecords
 CHUNK_BYTES = 1 << 20  # text handled at a time; bounds every per-chunk list and copy
 _SCAN_BYTES = 8 << 20
 
-# Where a run of one kind ends: the first line break not followed by a line of that kind.
-_FUNC_RUN_END = re.compile(rb"\n(?!FUNC |INLINE |[0-9a-fA-F])")
+# Where a run of one kind ends: the first line break not followed by a line of that kind. A
+# FUNC run (FUNC, INLINE and line records) ends at the next line another handler takes: any
+# other line inside it is still parsed exactly (bulk.py checks every batch), and finding these
+# few keywords costs less than looking at every line's start.
+_FUNC_RUN_END = re.compile(rb"\n(?:PUBLIC |STACK |FILE |INLINE_ORIGIN |MODULE |INFO )")
 _CFI_RUN_END = re.compile(rb"\n(?!STACK CFI )")
 _WIN_RUN_END = re.compile(rb"\n(?!STACK WIN )")
 _PUBLIC_RUN_END = re.compile(rb"\n(?!PUBLIC )")
