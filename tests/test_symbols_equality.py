@@ -13,7 +13,9 @@ from _reference_symbols import reference_index
 from procsupervisor.workers.stackwalker.symbols import (
     build_index_file,
     builder,
+    bulk,
     columns,
+    converter,
     parse_sym,
     parser,
 )
@@ -138,14 +140,12 @@ def test_synthetic_files(tmp_path: Path, seed: int) -> None:
     assert_same_index(tmp_path, data)
 
 
-@pytest.mark.parametrize("seed", range(12))
-def test_well_formed_sorted_files(tmp_path: Path, seed: int) -> None:
+def sorted_file_lines(rng: random.Random) -> list[str]:
     """The shape real dump_syms output has (what the fast paths take), sizes of every kind."""
-    rng = random.Random(1000 + seed)
-    lines = [f"MODULE Linux x86_64 {seed:X} lib.so", "INFO CODE_ID AB"]
+    lines = [f"MODULE Linux x86_64 {rng.randrange(99):X} lib.so", "INFO CODE_ID AB"]
     lines += [f"FILE {i} /src/f{i}.cc" for i in range(20)]
     lines += [f"INLINE_ORIGIN {i} inl{i}()" for i in range(10)]
-    address = 0x1000 if seed % 2 else (1 << 33)
+    address = 0x1000 if rng.random() < 0.5 else (1 << 33)
     starts = []
     for n in range(rng.randrange(1, 300)):
         size = rng.randrange(1, 0x200)
@@ -174,6 +174,14 @@ def test_well_formed_sorted_files(tmp_path: Path, seed: int) -> None:
         lines.append(f"STACK CFI INIT {a:x} {size:x} .cfa: $rsp 8 + .ra: .cfa -8 + ^")
         for k in range(1, min(size, 4)):
             lines.append(f"STACK CFI {a + k:x} .cfa: $rsp {8 * k + 8} +")
+    return lines
+
+
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_well_formed_sorted_files(tmp_path: Path, seed: int) -> None:
+    lines = sorted_file_lines(random.Random(1000 + seed))
     assert_same_index(tmp_path, ("\n".join(lines) + "\n").encode())
 
 
@@ -276,3 +284,29 @@ def test_inline_trees_in_dump_syms_order_match_the_generic_build() -> None:
         expected_parents = [-1] * len(bases) if parents is None else parents
         assert fast == (list(bases), list(highs), expected_parents, list(entries)), ranges
     assert answered > 500
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_line_records_converted_by_a_helper_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seed: int
+) -> None:
+    """Large files have their line records converted by a helper process: batches in flight,
+    committed in order, an unclean one handed to the exact parser."""
+    rng = random.Random(900 + seed)
+    well_formed = sorted_file_lines(rng)
+    lines = well_formed[: len(well_formed) // 2] + synthetic_lines(rng, 60)
+    lines += well_formed[len(well_formed) // 2 :]
+    data = "\n".join(lines).encode()
+    monkeypatch.setattr(parser, "HELPER_MIN_BYTES", 0)
+    monkeypatch.setattr(bulk, "FUNC_BATCH", 3)
+    assert built_from_file(tmp_path, data) == reference_index(data)
+
+
+def test_a_helper_process_that_dies_changes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = "\n".join(sorted_file_lines(random.Random(3))).encode()
+    monkeypatch.setattr(parser, "HELPER_MIN_BYTES", 0)
+    monkeypatch.setattr(bulk, "FUNC_BATCH", 2)
+    monkeypatch.setattr(converter, "_serve", lambda requests, results: None)  # exits at once
+    assert built_from_file(tmp_path, data) == reference_index(data)

@@ -13,15 +13,15 @@ parser's.
 from __future__ import annotations
 
 import re
-import sys
 from array import array
-from binascii import unhexlify
 from bisect import bisect_right
-from collections.abc import Iterable
-from functools import cache
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
 from itertools import accumulate, compress, islice, repeat
-from operator import add, gt, is_, itemgetter, le, lt, ne, not_, sub
+from operator import add, gt, is_, ne, not_, sub
 
+from procsupervisor.workers.stackwalker.symbols.converter import DEPTH, LineConverter
 from procsupervisor.workers.stackwalker.symbols.cparse import LONG_MAX, U64_MAX
 from procsupervisor.workers.stackwalker.symbols.exact import (
     NO_FUNC,
@@ -30,32 +30,49 @@ from procsupervisor.workers.stackwalker.symbols.exact import (
     parse_func_fields,
 )
 from procsupervisor.workers.stackwalker.symbols.fields import DEC_CHARS, HEX_CHARS
+from procsupervisor.workers.stackwalker.symbols.numbers import (
+    LineColumns,
+    Unclean,
+    converted_lines,
+    hex_column,
+    record_columns,
+)
 from procsupervisor.workers.stackwalker.symbols.tables import NO_STRING
 
-_LINE_TEXT_CHARS = HEX_CHARS + b" \n"
-_HEX_LIST_CHARS = HEX_CHARS + b","
-_BIG_BATCH = 4096  # line records from which looking small numbers up beats int()
 # FUNCs per batch: small enough that a batch needing the exact path costs little.
 FUNC_BATCH = 256
 RECORD_BATCH = 4096  # PUBLIC and STACK CFI lines per batch
 _FUNC_LINE = re.compile(rb"\nFUNC ([^\n]*)(?=\n|$)")
 
 
-class _Unclean(Exception):
-    """A batch has something only the exact parser may decide."""
+@dataclass
+class _PreparedFuncs:
+    """A batch of FUNCs checked and split up, waiting for its line records' numbers."""
 
+    heads: list[bytes]  # as read: what the exact parser gets if the batch is not clean
+    bodies: list[bytes]
+    bases: Sequence[int]
+    highs: Sequence[int]
+    params: Sequence[int]
+    names: list[bytes]
+    flags: bytes
+    inlines: dict[int, list[bytes]]  # FUNC position -> its INLINE records after "INLINE "
+    counts: list[int]  # line records per FUNC
+    text: bytes  # every line record, LF-separated
 
-@cache
-def _small_numbers() -> tuple[dict[bytes, int], dict[bytes, int]]:
-    """Decimal text -> value, and lowercase hex text -> value - 1, for 0..65535: line numbers,
-    file ids and line sizes are nearly all small, and a dict lookup is cheaper than `int`."""
-    decimal = {b"%d" % i: i for i in range(1 << 16)}
-    hex_minus_one = {b"%x" % i: i - 1 for i in range(1 << 16)}
-    return decimal, hex_minus_one
+    @property
+    def count(self) -> int:
+        return sum(self.counts)
 
 
 class BulkParser(ExactParser):
     # ---- FUNC, line and INLINE records ---------------------------------------------------
+
+    def __init__(self, spill_dir: str | None = None) -> None:
+        super().__init__(spill_dir)
+        # converts line-record batches in a helper process (large files), else None
+        self.converter: LineConverter | None = None
+        self._pending: deque[_PreparedFuncs] = deque()  # sent to the converter, uncommitted
 
     def _func_region(self, region: bytes) -> None:
         """Lines that are FUNC, INLINE or line records (or start with a hex digit)."""
@@ -67,58 +84,93 @@ class BulkParser(ExactParser):
             batch_heads = heads[start : start + FUNC_BATCH]
             batch_bodies = bodies[start : start + FUNC_BATCH]
             try:
-                self._func_batch(batch_heads, batch_bodies)
-            except _Unclean:
-                pairs = zip(batch_heads, batch_bodies, strict=True)
-                self._exact_feed(b"".join(map(b"FUNC %s%s\n".__mod__, pairs)))
+                prepared = self._prepare_funcs(batch_heads, batch_bodies)
+            except Unclean:
+                self._drain()
+                self._exact_funcs(batch_heads, batch_bodies)
+                continue
+            if self.converter is None:
+                self._commit_funcs(prepared, converted_lines(prepared.text, prepared.count))
+                continue
+            self.converter.send(prepared.text, prepared.count)
+            self._pending.append(prepared)
+            if len(self._pending) > DEPTH:
+                self._commit_oldest()
+        self._drain()
 
-    def _func_batch(self, heads: list[bytes], bodies: list[bytes]) -> None:
+    def _exact_funcs(self, heads: list[bytes], bodies: list[bytes]) -> None:
+        pairs = zip(heads, bodies, strict=True)
+        self._exact_feed(b"".join(map(b"FUNC %s%s\n".__mod__, pairs)))
+
+    def _prepare_funcs(self, heads: list[bytes], bodies: list[bytes]) -> _PreparedFuncs:
         """FUNC lines without "FUNC ", each with the text after it up to the next FUNC line
-        ("" or LF-led lines). Raises _Unclean before changing anything."""
-        bases, highs, params, names, flags = _func_heads(heads, self.records.funcs.last_high())
+        ("" or LF-led lines), checked and split up; nothing is changed yet. Unclean unless
+        every FUNC will be stored: then the FUNCs come out the same whoever commits them."""
+        last_high = self._pending[-1].highs[-1] if self._pending else None
+        if last_high is None:
+            last_high = self.records.funcs.last_high()
+        bases, highs, params, names, flags = _func_heads(heads, last_high)
         inlines: dict[int, list[bytes]] = {}
+        lines = bodies
         joined = b"".join(bodies)
         if b"\nINLINE " in joined:
-            bodies = list(bodies)
-            marked = map(bytes.__contains__, bodies, repeat(b"\nINLINE "))
-            for k in compress(range(len(bodies)), marked):
-                inlines[k], bodies[k] = _take_inlines(bodies[k])
-            joined = b"".join(bodies)
-        counts = list(map(bytes.count, bodies, repeat(b"\n")))
-        columns = _line_columns(joined[1:], sum(counts))
+            lines = list(bodies)
+            marked = map(bytes.__contains__, lines, repeat(b"\nINLINE "))
+            for k in compress(range(len(lines)), marked):
+                inlines[k], lines[k] = _take_inlines(lines[k])
+            joined = b"".join(lines)
+        counts = list(map(bytes.count, lines, repeat(b"\n")))
+        return _PreparedFuncs(
+            heads, bodies, bases, highs, params, names, flags, inlines, counts, joined[1:]
+        )
+
+    def _commit_oldest(self) -> None:
+        assert self.converter is not None
+        prepared = self._pending.popleft()
+        self._commit_funcs(
+            prepared,
+            self.converter.receive(lambda: converted_lines(prepared.text, prepared.count)),
+        )
+
+    def _drain(self) -> None:
+        while self._pending:
+            self._commit_oldest()
+
+    def _commit_funcs(self, prepared: _PreparedFuncs, columns: LineColumns | None) -> None:
+        if columns is None:  # a line record the exact parser must see
+            self._exact_funcs(prepared.heads, prepared.bodies)
+            return
         records = self.records
         first_record = len(records.func_param)
-        count = len(heads)
+        count = len(prepared.heads)
         funcs = records.funcs
-        funcs.bases.extend(_wide(bases))
-        funcs.highs.extend(_wide(highs))
+        funcs.bases.extend(_wide(prepared.bases))
+        funcs.highs.extend(_wide(prepared.highs))
         funcs.values.extend(range(first_record, first_record + count))
-        records.func_param.extend(_wide(params))
-        first_name = records.add_strings(names)
+        records.func_param.extend(_wide(prepared.params))
+        first_name = records.add_strings(prepared.names)
         records.func_name.extend(range(first_name, first_name + count))
-        records.func_flags.extend(flags)
+        records.func_flags.extend(prepared.flags)
         first_line = len(records.line_base)
+        counts = prepared.counts
         starts = list(accumulate(counts[:-1], initial=0))
         records.func_line_lo.extend(map(add, starts, repeat(first_line)))
-        if inlines:
-            self._commit_inlines(first_record, count, inlines)
+        if prepared.inlines:
+            self._commit_inlines(first_record, count, prepared.inlines)
         else:
             records.func_inline_lo.extend(repeat(len(records.inline_line), count))
             self._cur_inline_level = 0
-        line_bases, line_highs, numbers, file_ids = columns
+        line_bases, line_highs, numbers, file_ids, out_of_order = columns
         records.line_base.extend(line_bases)
         records.line_high.extend(line_highs)
         records.line_number.extend(numbers)
         records.line_file.extend(file_ids)
         # a line starting at or below the end of the one before it, in the same FUNC, makes
         # that FUNC's lines "unsorted" (resolved like Breakpad's RangeMap when laid out)
-        if not all(map(lt, line_highs, islice(line_bases, 1, None))):
-            for position in compress(
-                range(1, len(line_bases)), map(le, islice(line_bases, 1, None), line_highs)
-            ):
-                k = bisect_right(starts, position) - 1
-                if starts[k] != position:
-                    records.unsorted_line_funcs.add(first_record + k)
+        for position in out_of_order:
+            k = bisect_right(starts, position) - 1
+            if starts[k] != position:
+                records.unsorted_line_funcs.add(first_record + k)
         self._cur = first_record + count - 1
         last_count = counts[-1]
         self._cur_last_high = max(line_highs[len(line_highs) - last_count :]) if last_count else -1
@@ -180,23 +232,23 @@ class BulkParser(ExactParser):
             batch = bodies[start : start + RECORD_BATCH]
             try:
                 self._public_batch(batch)
-            except _Unclean:
+            except Unclean:
                 for body in batch:
                     self._exact_line(b"PUBLIC " + body)
 
     def _public_batch(self, bodies: list[bytes]) -> None:
         fields = list(map(bytes.split, bodies, repeat(b" "), repeat(2)))
-        addr_texts, param_texts, names = _columns(fields, 3)
+        addr_texts, param_texts, names = record_columns(fields, 3)
         if b"m" in addr_texts or b"" in names:
-            raise _Unclean
-        addrs = _hex_column(addr_texts, 16)
-        params = _hex_column(param_texts, 15)
+            raise Unclean
+        addrs = hex_column(addr_texts, 16)
+        params = hex_column(param_texts, 15)
         records = self.records
         last = records.public_addr[-1] if records.public_addr else 0
         if records.public_seen is not None or addrs[0] <= last or 0 in addrs:
-            raise _Unclean  # a duplicate is a counted error; address 0 is skipped
+            raise Unclean  # a duplicate is a counted error; address 0 is skipped
         if max(addrs) >= U64_MAX or not all(map(gt, islice(addrs, 1, None), addrs)):
-            raise _Unclean
+            raise Unclean
         records.public_addr.extend(_wide(addrs))
         records.public_param.extend(_wide(params))
         first = records.add_strings(names)
@@ -211,34 +263,34 @@ class BulkParser(ExactParser):
             batch = bodies[start : start + RECORD_BATCH]
             try:
                 self._cfi_batch(batch)
-            except _Unclean:
+            except Unclean:
                 self._cfi_lines([b"STACK CFI " + body for body in batch])
 
     def _cfi_batch(self, bodies: list[bytes]) -> None:
         """Deltas ("address rules") and INIT records ("INIT base size rules")."""
         fields = list(map(bytes.split, bodies, repeat(b" "), repeat(1)))
-        firsts, rests = _columns(fields, 2)
+        firsts, rests = record_columns(fields, 2)
         is_delta = list(map(ne, firsts, repeat(b"INIT")))
         rules = list(rests)
-        delta_addrs = _hex_column(compress(firsts, is_delta), 16)
+        delta_addrs = hex_column(compress(firsts, is_delta), 16)
         init_positions = list(compress(range(len(bodies)), map(not_, is_delta)))
         if init_positions:
             init_fields = list(map(bytes.split, map(rests.__getitem__, init_positions),
                                    repeat(b" "), repeat(2)))  # fmt: skip
-            init_bases, init_sizes, init_rules = _columns(init_fields, 3)
+            init_bases, init_sizes, init_rules = record_columns(init_fields, 3)
             if b"" in init_rules:
-                raise _Unclean
-            bases = _hex_column(init_bases, 16)
-            sizes = _hex_column(init_sizes, 16)
+                raise Unclean
+            bases = hex_column(init_bases, 16)
+            sizes = hex_column(init_sizes, 16)
             if 0 in sizes or max(bases) >= U64_MAX:
-                raise _Unclean
+                raise Unclean
             highs = list(map(sub, map(add, bases, sizes), repeat(1)))
             if max(highs) > U64_MAX:
-                raise _Unclean
+                raise Unclean
             for i, text in zip(init_positions, init_rules, strict=True):
                 rules[i] = text
         if b"" in rules:
-            raise _Unclean
+            raise Unclean
         records = self.records
         sids = list(map(records.string_ids.get, rules))
         if None in sids:
@@ -352,13 +404,6 @@ def _split_funcs(text: bytes) -> list[bytes]:
     return _FUNC_LINE.split(text)
 
 
-def _columns(rows: list[list[bytes]], width: int) -> list[list[bytes]]:
-    """The columns of rows that must all have `width` fields (else _Unclean)."""
-    if len(rows) * width != sum(map(len, rows)):
-        raise _Unclean  # rows are split with at most `width` fields: all have exactly that
-    return [list(map(itemgetter(k), rows)) for k in range(width)]
-
-
 def _without_prefix(region: bytes, prefix: bytes) -> list[bytes]:
     """The lines of `region` (each starting with `prefix`, each ending in LF) without it."""
     return region[len(prefix) : -1].replace(b"\n" + prefix, b"\n").split(b"\n")
@@ -395,124 +440,39 @@ def _plain_decimal(token: bytes) -> bool:
     return 0 < len(token) <= 18 and not token.translate(None, DEC_CHARS)
 
 
-def _hex_column(texts: Iterable[bytes], max_digits: int, checked: bool = False) -> array:
-    """Non-empty hex numbers of at most `max_digits` digits ("I" or "Q" array), or _Unclean;
-    `checked`: the texts are known to hold hex digits only.
-
-    Numbers of one run usually have one width (addresses of one region): then they are all
-    converted by one `unhexlify` of their zero-padded concatenation, else one by one."""
-    texts = list(texts)
-    count = len(texts)
-    if not count:
-        return array("I")
-    joined = b",".join(texts)
-    if not checked and joined.translate(None, _HEX_LIST_CHARS):
-        raise _Unclean
-    width = len(texts[0])
-    if (
-        0 < width <= 16
-        and len(joined) == count * (width + 1) - 1
-        and joined[width :: width + 1] == b"," * (count - 1)
-    ):
-        if width > max_digits:
-            raise _Unclean
-        padded_width, typecode = (8, "I") if width <= 8 else (16, "Q")
-        padding = b"0" * (padded_width - width)
-        values = array(typecode)
-        values.frombytes(unhexlify(padding + joined.replace(b",", padding)))
-        if sys.byteorder == "little":
-            values.byteswap()
-        return values
-    if max(map(len, texts)) > max_digits:
-        raise _Unclean
-    try:
-        return array("Q", map(int, texts, repeat(16)))
-    except (ValueError, OverflowError):
-        raise _Unclean from None
-
-
 def _func_heads(
     heads: list[bytes], last_high: int
 ) -> tuple[list[int], list[int], list[int], list[bytes], bytes]:
     """(bases, inclusive highs, parameter sizes, names, flags) of FUNC lines that are all well
-    formed, non-empty and in address order above `last_high`; _Unclean otherwise."""
+    formed, non-empty and in address order above `last_high`; Unclean otherwise."""
     fields = list(map(bytes.split, heads, repeat(b" "), repeat(3)))
     if len(fields) * 4 == sum(map(len, fields)):
-        base_texts, size_texts, param_texts, names = _columns(fields, 4)
+        base_texts, size_texts, param_texts, names = record_columns(fields, 4)
         if b"m" in base_texts or b"" in names:
             parsed: list[FuncFields | None] = [parse_func_fields(head) for head in heads]
         else:
-            bases = _hex_column(base_texts, 16)
-            sizes = _hex_column(size_texts, 16)
-            params = _hex_column(param_texts, 15)
+            bases = hex_column(base_texts, 16)
+            sizes = hex_column(size_texts, 16)
+            params = hex_column(param_texts, 15)
             flags = bytes(len(heads))
             parsed = []
     else:
         parsed = [parse_func_fields(head) for head in heads]
     if parsed:
         if None in parsed:
-            raise _Unclean
+            raise Unclean
         bases = [p[0] for p in parsed]  # type: ignore[index]
         sizes = [p[1] for p in parsed]  # type: ignore[index]
         params = [p[2] for p in parsed]  # type: ignore[index]
         names = tuple(p[3] for p in parsed)  # type: ignore[index]
         flags = bytes(p[4] for p in parsed)  # type: ignore[index]
     if 0 in sizes or max(bases) >= U64_MAX or max(sizes) >= U64_MAX or max(params) >= LONG_MAX:
-        raise _Unclean
+        raise Unclean
     highs = list(map(sub, map(add, bases, sizes), repeat(1)))
     if max(highs) > U64_MAX or bases[0] <= last_high:
-        raise _Unclean
+        raise Unclean
     if not all(map(gt, islice(bases, 1, None), highs)):
-        raise _Unclean  # an overlap drops a FUNC
+        raise Unclean  # an overlap drops a FUNC
     return bases, highs, params, list(names), flags
 
 
-def _line_columns(text: bytes, count: int) -> tuple[array, array, array, array]:
-    """(bases, inclusive highs, line numbers, file ids) of `count` plain line records, one per
-    line of `text`; _Unclean unless every one is well formed, non-empty and in range."""
-    if not count:
-        return array("I"), array("I"), array("I"), array("I")
-    if text.translate(None, _LINE_TEXT_CHARS):
-        raise _Unclean
-    # every line's four fields, then a lone LF token: a line of any other shape shifts the LF
-    # tokens out of step, and an empty field fails to convert
-    tokens = (text + b"\n").replace(b"\n", b" \n ").split(b" ")
-    if len(tokens) != 5 * count + 1 or tokens[4::5].count(b"\n") != count:
-        raise _Unclean
-    del tokens[-1]
-    bases = _hex_column(tokens[0::5], 16, checked=True)  # the whole text was checked
-    if bases.typecode == "Q" and max(bases) >= U64_MAX:
-        raise _Unclean
-    decimal, hex_minus_one = _small_numbers() if count >= _BIG_BATCH else ({}, {})
-    try:
-        # a number missing from the tables (None), or a size of 0 (-1), fails the conversion
-        size_minus_one = array("I", map(hex_minus_one.get, tokens[1::5]))
-    except (TypeError, OverflowError):
-        sizes = _hex_column(tokens[1::5], 16, checked=True)
-        if 0 in sizes or max(sizes) >= U64_MAX:
-            raise _Unclean from None
-        size_minus_one = array("Q", map(sub, sizes, repeat(1)))
-    numbers = _decimal_column(tokens[2::5], decimal)
-    file_ids = _decimal_column(tokens[3::5], decimal)
-    try:
-        highs = array("I", map(add, bases, size_minus_one))
-    except OverflowError:
-        try:
-            highs = array("Q", map(add, bases, size_minus_one))
-        except OverflowError:
-            raise _Unclean from None
-    return bases, highs, numbers, file_ids
-
-
-def _decimal_column(texts: list[bytes], table: dict[bytes, int]) -> array:
-    """Plain decimal numbers below LONG_MAX, or _Unclean."""
-    try:
-        return array("I", map(table.get, texts))
-    except (TypeError, OverflowError):
-        pass
-    if b"".join(texts).translate(None, DEC_CHARS) or max(map(len, texts)) > 18:
-        raise _Unclean
-    try:
-        return array("Q", map(int, texts))
-    except ValueError:
-        raise _Unclean from None

@@ -21,11 +21,13 @@ from typing import BinaryIO
 
 from procsupervisor.workers.stackwalker.symbols.builder import write_index
 from procsupervisor.workers.stackwalker.symbols.bulk import BulkParser
+from procsupervisor.workers.stackwalker.symbols.converter import LineConverter, helper_allowed
 from procsupervisor.workers.stackwalker.symbols.exact import Bail
 from procsupervisor.workers.stackwalker.symbols.index import SymbolIndex
 from procsupervisor.workers.stackwalker.symbols.records import ParsedRecords
 
 CHUNK_BYTES = 1 << 20  # text handled at a time; bounds every per-chunk list and copy
+HELPER_MIN_BYTES = 16 << 20  # from this size a helper process converts line records
 _SCAN_BYTES = 8 << 20
 
 # Where a run of one kind ends: the first line break not followed by a line of that kind. A
@@ -86,10 +88,18 @@ class SymParser(BulkParser):
 
     def parse_file(self, handle: BinaryIO) -> ParsedRecords:
         """Read a seekable binary file from its start: one pass to find where the text ends
-        (Breakpad stops at the first 0xFF byte and drops trailing NULs), one to parse."""
+        (Breakpad stops at the first 0xFF byte and drops trailing NULs), one to parse. A large
+        file's line records are converted by a helper process meanwhile (converter.py)."""
         end, has_nul = _text_extent(handle)
         handle.seek(0)
-        return self._parse(_read_blocks(handle, end), has_nul)
+        if end < HELPER_MIN_BYTES or self.converter is not None or not helper_allowed():
+            return self._parse(_read_blocks(handle, end), has_nul)
+        self.converter = LineConverter()
+        try:
+            return self._parse(_read_blocks(handle, end), has_nul)
+        finally:
+            self.converter.close()
+            self.converter = None
 
     def _parse(self, blocks: Iterable[bytes], has_nul: bool) -> ParsedRecords:
         try:
