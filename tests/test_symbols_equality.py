@@ -310,3 +310,21 @@ def test_a_helper_process_that_dies_changes_nothing(
     monkeypatch.setattr(bulk, "FUNC_BATCH", 2)
     monkeypatch.setattr(converter, "_serve", lambda requests, results: None)  # exits at once
     assert built_from_file(tmp_path, data) == reference_index(data)
+
+
+def test_unclean_batches_converted_here_while_the_helper_is_busy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the helper full, batches are converted in the parser's own process; an unclean one
+    among them still goes to the exact parser, in its place."""
+    rng = random.Random(11)
+    lines = sorted_file_lines(rng)
+    middle = next(i for i, line in enumerate(lines) if line.startswith("FUNC")) + 40
+    lines[middle:middle] = ["10 0 1 1", "zz"]  # a zero-size line and an error, mid-batch
+    data = "\n".join(lines).encode()
+    monkeypatch.setattr(parser, "HELPER_MIN_BYTES", 0)
+    monkeypatch.setattr(bulk, "FUNC_BATCH", 1)
+    monkeypatch.setattr(bulk, "DEPTH", 0)  # never wait: everything converted here
+    assert built_from_file(tmp_path, data) == reference_index(data)
+    monkeypatch.setattr(bulk, "DEPTH", 1)
+    assert built_from_file(tmp_path, data) == reference_index(data)

@@ -42,6 +42,8 @@ from procsupervisor.workers.stackwalker.symbols.tables import NO_STRING
 # FUNCs per batch: small enough that a batch needing the exact path costs little.
 FUNC_BATCH = 256
 RECORD_BATCH = 4096  # PUBLIC and STACK CFI lines per batch
+_INLINE_CHARS = HEX_CHARS + b" "
+AT_HELPER = object()  # a pending batch's columns are being converted by the helper
 _FUNC_LINE = re.compile(rb"\nFUNC ([^\n]*)(?=\n|$)")
 
 
@@ -72,7 +74,10 @@ class BulkParser(ExactParser):
         super().__init__(spill_dir)
         # converts line-record batches in a helper process (large files), else None
         self.converter: LineConverter | None = None
-        self._pending: deque[_PreparedFuncs] = deque()  # sent to the converter, uncommitted
+        # prepared batches not committed yet, in order, with their line columns (None: not
+        # clean) or AT_HELPER while the helper converts them (results come back in order)
+        self._pending: deque[tuple[_PreparedFuncs, LineColumns | None | object]] = deque()
+        self._at_helper = 0
 
     def _func_region(self, region: bytes) -> None:
         """Lines that are FUNC, INLINE or line records (or start with a hex digit)."""
@@ -92,10 +97,13 @@ class BulkParser(ExactParser):
             if self.converter is None:
                 self._commit_funcs(prepared, converted_lines(prepared.text, prepared.count))
                 continue
-            self.converter.send(prepared.text, prepared.count)
-            self._pending.append(prepared)
-            if len(self._pending) > DEPTH:
-                self._commit_oldest()
+            if self._at_helper < DEPTH:
+                self.converter.send(prepared.text, prepared.count)
+                self._pending.append((prepared, AT_HELPER))
+                self._at_helper += 1
+            else:  # the helper is behind: convert here rather than wait
+                self._pending.append((prepared, converted_lines(prepared.text, prepared.count)))
+            self._commit_ready()
         self._drain()
 
     def _exact_funcs(self, heads: list[bytes], bodies: list[bytes]) -> None:
@@ -106,7 +114,7 @@ class BulkParser(ExactParser):
         """FUNC lines without "FUNC ", each with the text after it up to the next FUNC line
         ("" or LF-led lines), checked and split up; nothing is changed yet. Unclean unless
         every FUNC will be stored: then the FUNCs come out the same whoever commits them."""
-        last_high = self._pending[-1].highs[-1] if self._pending else None
+        last_high = self._pending[-1][0].highs[-1] if self._pending else None
         if last_high is None:
             last_high = self.records.funcs.last_high()
         bases, highs, params, names, flags = _func_heads(heads, last_high)
@@ -125,12 +133,25 @@ class BulkParser(ExactParser):
         )
 
     def _commit_oldest(self) -> None:
-        assert self.converter is not None
-        prepared = self._pending.popleft()
-        self._commit_funcs(
-            prepared,
-            self.converter.receive(lambda: converted_lines(prepared.text, prepared.count)),
-        )
+        prepared, columns = self._pending.popleft()
+        if columns is AT_HELPER:
+            assert self.converter is not None
+            self._at_helper -= 1
+            columns = self.converter.receive(
+                lambda: converted_lines(prepared.text, prepared.count)
+            )
+        self._commit_funcs(prepared, columns)  # type: ignore[arg-type]
+
+    def _commit_ready(self) -> None:
+        """Commit, in order, the batches whose columns are here without waiting."""
+        while self._pending and (
+            self._pending[0][1] is not AT_HELPER
+            or self.converter is None
+            or self.converter.ready()
+        ):
+            self._commit_oldest()
+        if len(self._pending) > 2 * DEPTH:
+            self._commit_oldest()
 
     def _drain(self) -> None:
         while self._pending:
@@ -196,31 +217,34 @@ class BulkParser(ExactParser):
 
     def _inline(self, rest: bytes) -> bool:
         """The new syntax with plain numbers, stored straight away; anything else exactly."""
-        tokens = rest.split(b" ")
-        count = len(tokens)
-        cur = self._cur
         if (
-            cur >= 0
-            and 6 <= count < 512
-            and not count % 2
-            and b"" not in tokens
-            and not b"".join(tokens[:4]).translate(None, DEC_CHARS)
-            and max(map(len, tokens[:4])) <= 18
-            and not b"".join(tokens[4:]).translate(None, HEX_CHARS)
-            and max(map(len, tokens[4:])) <= 15
+            self._cur >= 0
+            and not rest.translate(None, _INLINE_CHARS)
+            and b"  " not in rest
+            and rest[:1] != b" "
+            and rest[-1:] != b" "
         ):
-            nest = int(tokens[0])
-            if nest > self._cur_inline_level + 1:
-                return True  # dropped by AppendInline, silently
-            self._cur_inline_level = nest
-            records = self.records
-            records.inline_line.append(int(tokens[1]))
-            records.inline_file.append(int(tokens[2]))
-            records.inline_origin.append(int(tokens[3]))
-            records.inline_range_base.extend(map(int, tokens[4::2], repeat(16)))
-            records.inline_range_size.extend(map(int, tokens[5::2], repeat(16)))
-            records.inline_range_lo.append(len(records.inline_range_base))
-            return True
+            tokens = rest.split(b" ")
+            count = len(tokens)
+            if 6 <= count < 512 and not count % 2:
+                try:
+                    numbers = list(map(int, tokens[:4]))  # decimal: a hex letter fails here
+                    ranges = list(map(int, tokens[4:], repeat(16)))
+                except ValueError:
+                    return super()._inline(rest)
+                if max(numbers) < LONG_MAX and max(ranges) < U64_MAX:
+                    nest, call_line, call_file, origin = numbers
+                    if nest > self._cur_inline_level + 1:
+                        return True  # dropped by AppendInline, silently
+                    self._cur_inline_level = nest
+                    records = self.records
+                    records.inline_line.append(call_line)
+                    records.inline_file.append(call_file)
+                    records.inline_origin.append(origin)
+                    records.inline_range_base.extend(ranges[0::2])
+                    records.inline_range_size.extend(ranges[1::2])
+                    records.inline_range_lo.append(len(records.inline_range_base))
+                    return True
         return super()._inline(rest)
 
     # ---- PUBLIC and STACK CFI ------------------------------------------------------------

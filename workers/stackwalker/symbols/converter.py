@@ -45,6 +45,10 @@ class LineConverter:
     def send(self, text: bytes, count: int) -> None:
         self._requests.put((text, count))
 
+    def ready(self) -> bool:
+        """Whether the next result has arrived (or the helper is gone: `receive` falls back)."""
+        return self.broken or bool(self._results._reader.poll(0))
+
     def receive(self, fallback: Callable[[], LineColumns | None]) -> LineColumns | None:
         """The next result; `fallback()` (converting here) if the helper has died."""
         while not self.broken:
