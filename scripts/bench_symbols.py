@@ -5,13 +5,16 @@
 Prints: file size, the index build from the file (parse MB/s, index write, cold total) and its
 peak RSS, both measured in a fresh child process (peak RSS also as a multiple of the file size,
 next to a bare child's), serialized size, warm load time (from_buffer over an mmap, crc32 verify
-on and off), lookup microseconds, and the same file served through the shared cache. Figures
-only; nothing here asserts a timing.
+on and off), lookup microseconds, and the same file served through the shared cache. With
+--shared, a second host's miss with and without the shared index store (moto's S3); with
+--warm-files N, `symbols warm` over N generated files for each of --warm-jobs process counts.
+Figures only; nothing here asserts a timing.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import mmap
 import multiprocessing
 import os
@@ -176,6 +179,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lookups", type=int, default=100_000)
     parser.add_argument("--skip-cache", action="store_true",
                         help="skip the run through the shared symbol cache")
+    parser.add_argument("--shared", action="store_true",
+                        help="also time a second host's miss with and without the shared index"
+                        " store (moto's S3 on loopback)")
+    parser.add_argument("--warm-files", type=int, default=0,
+                        help="also time `symbols warm` over this many generated .sym files")
+    parser.add_argument("--warm-size-mb", type=float, default=10.0)
+    parser.add_argument("--warm-jobs", default="1,2", help="process counts for `symbols warm`")
     args = parser.parse_args(argv)
 
     with tempfile.TemporaryDirectory(prefix="bench_symbols_") as tmp:
@@ -243,13 +253,16 @@ def main(argv: list[str] | None = None) -> int:
         )
         if not args.skip_cache:
             bench_through_cache(sym_path, out_dir)
+        if args.shared:
+            bench_shared_index(sym_path, out_dir)
+        if args.warm_files:
+            jobs = [int(n) for n in args.warm_jobs.split(",")]
+            bench_warm(out_dir, args.warm_files, args.warm_size_mb, args.seed, jobs)
     return 0
 
 
-def bench_through_cache(sym_path: Path, out_dir: Path) -> None:
-    """The same file served by the shared symbol cache as a worker sees it: a miss (local
-    supplier read, parse, store) and then, in a fresh provider, a disk hit (mmap + crc check)."""
-    from procsupervisor.cache.provider import build_provider
+def _symbol_root(sym_path: Path, out_dir: Path) -> tuple[Path, object]:
+    """A Breakpad symbol root holding `sym_path` (hard-linked) for the benchmark module."""
     from procsupervisor.workers.stackwalker.model import CodeModule
 
     module = CodeModule(
@@ -261,11 +274,91 @@ def bench_through_cache(sym_path: Path, out_dir: Path) -> None:
     layout_dir.mkdir(parents=True, exist_ok=True)
     (layout_dir / "libbench.so.sym").unlink(missing_ok=True)
     os.link(sym_path, layout_dir / "libbench.so.sym")
+    return root, module
+
+
+def bench_shared_index(sym_path: Path, out_dir: Path) -> None:
+    """A second host with an empty cache: its miss through the shared index store (download
+    the index) against the same miss without it (parse the .sym)."""
+    try:
+        from moto.server import ThreadedMotoServer
+    except ImportError:
+        print("shared index store: skipped (moto is not installed)")
+        return
+    from procsupervisor.cache.provider import CachingSymbolProvider
+    from procsupervisor.cache.shared_index_s3 import S3SharedIndexStore
+    from procsupervisor.cache.store import SymbolStore
+    from procsupervisor.cache.supplier_local import LocalDirectorySupplier
+    from procsupervisor.cache.supplier_s3 import make_s3_client
+    from procsupervisor.workers.stackwalker.symbols import BreakpadIndexCodec
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's request log
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
+    root, module = _symbol_root(sym_path, out_dir)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        client = make_s3_client(endpoint_url=f"http://{host}:{port}", region="us-east-1",
+                                timeout_s=60, retries=1)  # fmt: skip
+        client.create_bucket(Bucket="symidx")
+        codec = BreakpadIndexCodec()
+        timings = {}
+        for host_name, shared in (("first", True), ("second", True), ("alone", False)):
+            provider = CachingSymbolProvider(
+                SymbolStore(out_dir / f"host-{host_name}", 64 << 30),
+                [LocalDirectorySupplier(root)],
+                codec=codec,
+                shared=S3SharedIndexStore(client, "symidx", "bench", codec.format_tag)
+                if shared else None,
+            )  # fmt: skip
+            timings[host_name], index = timed(lambda p=provider: p.get_symbols(module))
+            assert index is not None
+            del index
+            provider.close()
+    finally:
+        server.stop()
+    print(f"shared index store: first host builds and uploads in {timings['first']:.2f} s;"
+          f" a second host's miss takes {timings['second']:.2f} s with it (download, no parse)"
+          f" and {timings['alone']:.2f} s without it"
+          f" ({timings['alone'] / timings['second']:.1f}x)")
+
+
+def bench_warm(out_dir: Path, files: int, size_mb: float, seed: int, jobs: list[int]) -> None:
+    """`symbols warm` over a directory of generated .sym files, for each process count."""
+    from procsupervisor.cache.settings import SymbolCacheSettings
+    from procsupervisor.cache.warm import open_source, warm
+
+    root = out_dir / "warm-symbols"
+    total = 0
+    for n in range(files):
+        debug_id = f"{n:032X}0"
+        folder = root / f"lib{n}.so" / debug_id
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"lib{n}.so.sym"
+        if not path.exists():
+            generate(path, size_mb, seed + n)
+        total += path.stat().st_size
+    for count in jobs:
+        settings = SymbolCacheSettings(cache_dir=out_dir / f"warm-cache-{count}")
+        report = warm(open_source(str(root), settings), settings, count)
+        print(f"symbols warm: {report.files} files, {total / 1e6:.0f} MB of .sym with {count}"
+              f" processes: {report.seconds:.1f} s = {total / 1e6 / report.seconds:.1f} MB/s"
+              f" ({report.outcomes['built']} built, {report.errors} errors)")
+
+
+def bench_through_cache(sym_path: Path, out_dir: Path) -> None:
+    """The same file served by the shared symbol cache as a worker sees it: a miss (local
+    supplier read, parse, store) and then, in a fresh provider, a disk hit (mmap + crc check)."""
+    from procsupervisor.cache.provider import build_provider
+
+    root, module = _symbol_root(sym_path, out_dir)
     cache_dir = out_dir / "symcache"
     timings = {}
     for phase in ("miss", "hit"):
         provider = build_provider([root], cache_dir)
-        seconds, index = timed(lambda p=provider: p.get_symbols(module))
+        seconds, index = timed(lambda p=provider: p.get_symbols(module))  # type: ignore[arg-type]
         if index is None:
             raise SystemExit("the symbol cache did not return the benchmark module")
         timings[phase] = seconds
