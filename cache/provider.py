@@ -1,4 +1,5 @@
-"""The symbol provider every worker uses: memory LRU -> shared disk cache -> suppliers.
+"""The symbol provider every worker uses: memory LRU -> shared disk cache -> shared index store
+-> suppliers.
 
 `provider_from_config` builds one from the `[symbols]` section (keys documented in
 `procsupervisor.cache.settings`); call it in each worker after fork. `build_provider` serves
@@ -6,14 +7,17 @@ the `stackwalk` command (procsupervisor/stackwalk_command.py). The index format,
 path rule and its safety check come from the stackwalker's `symbols` package, which knows
 nothing of this cache.
 
-Lookup order for a module, keyed `debug_file/debug_id`:
-1. the worker's LRU of loaded indexes (and of recent "no symbols" answers);
+Lookup order for a module, keyed `<debug_file basename>/<debug_id>`:
+1. the worker's LRU of loaded indexes (and of recent "no symbols" or "refused" answers);
 2. the disk cache: an index is mmapped read-only and opened in place; a negative entry
-   answers None until it expires; a damaged value is deleted and treated as a miss;
-3. on a miss, the key's lock is taken (single-flight across processes), the disk cache is
-   checked again (another worker may have just filled it), then suppliers are asked in order;
-   the first complete `.sym` file is parsed, stored, and mapped back from the cache.
-Nothing here raises into the stackwalker: any failure means "no symbols" for this module.
+   answers None (or, with a reason, SymbolsUnavailable) until it expires; a damaged value is
+   deleted and treated as a miss;
+3. on a miss, fill.py makes the index (the shared index store, else the first supplier's
+   `.sym`, within the memory budget) and stores it: in this process under the key's lock
+   (single flight across processes), or, in the service (`background=True`), in an indexer
+   process that the crash waits for at most `index_wait_s` (background.py).
+Nothing here raises into the stackwalker but SymbolsUnavailable (symbols refused or still
+being indexed: the walk notes it): any other failure means "no symbols" for this module.
 """
 
 from __future__ import annotations
