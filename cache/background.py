@@ -40,6 +40,7 @@ LOOSE = 4  # built but not storable (bigger than the whole cache)
 _POLL_FIRST_S = 0.005
 _POLL_MAX_S = 0.05
 _DATA_SLACK_BYTES = 32 << 20  # allocator rounding on top of the budget
+_START_UP_BYTES = 64 << 20  # imports and the cache's database, before any parsing
 
 
 @dataclass
@@ -169,10 +170,17 @@ def _die_with(parent_pid: int) -> None:
 
 
 def _limit_data(memory_budget_bytes: int) -> None:
+    """A backstop under the size check of fill.py: the budget, and never less than this
+    process already uses plus its start-up (a budget too small to start is the size check's
+    to refuse, with a note)."""
     try:
-        resource.setrlimit(
-            resource.RLIMIT_DATA, (memory_budget_bytes + _DATA_SLACK_BYTES, resource.RLIM_INFINITY)
-        )
+        with open("/proc/self/status", encoding="ascii") as status:
+            data_kib = next(int(line.split()[1]) for line in status if line.startswith("VmData:"))
+    except (OSError, StopIteration, ValueError, IndexError):
+        data_kib = 0
+    limit = max(memory_budget_bytes, data_kib * 1024 + _START_UP_BYTES) + _DATA_SLACK_BYTES
+    try:
+        resource.setrlimit(resource.RLIMIT_DATA, (limit, resource.RLIM_INFINITY))
     except (ValueError, OSError) as exc:
         log.warning("cannot limit the indexer's memory: %s", exc)
 

@@ -237,7 +237,7 @@ class CachingSymbolProvider:
         return None
 
     def _fill_in_background(self, key: str, relpath: str) -> SymbolIndexProtocol | None:
-        from procsupervisor.cache.background import LOOSE
+        from procsupervisor.cache.background import LOOSE, UNKNOWN
 
         assert self.indexer is not None
         if self.indexer.start(key, relpath):
@@ -258,7 +258,12 @@ class CachingSymbolProvider:
         self._remember_absent(key, time.time() + self.error_retry_s)
         if code == LOOSE:
             raise SymbolsUnavailable("the index is bigger than the whole symbol cache")
-        return None  # a supplier failed, or the indexer did: ask again after error_retry_s
+        if code != UNKNOWN:
+            raise SymbolsUnavailable(
+                f"the background indexer failed (exit status {code}); tried again after"
+                f" {self.error_retry_s:g} s"
+            )
+        return None  # a supplier failed: nothing known, ask again after error_retry_s
 
     def _fill_job(self, key: str, relpath: str) -> FillJob:
         from procsupervisor.cache.background import FillJob
