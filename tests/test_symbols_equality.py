@@ -155,6 +155,11 @@ def sorted_file_lines(rng: random.Random) -> list[str]:
             head = f"{rng.randrange(1, 99)} {rng.randrange(20)} {rng.randrange(10)}"
             lines.append(f"INLINE 0 {head} {address:x} {size:x}")
             lines.append(f"INLINE 1 {head} {address + 1:x} 1")
+            roll = rng.random()
+            if roll < 0.01:  # two levels down: dropped
+                lines.append(f"INLINE 3 {head} {address + 1:x} 1")
+            elif roll < 0.02:  # the old syntax (no call file)
+                lines.append(f"INLINE 1 {rng.randrange(1, 99)} 3 {address + 2:x} 1")
         pos = address
         records = []
         while pos < address + size:

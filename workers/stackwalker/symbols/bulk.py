@@ -18,8 +18,8 @@ from bisect import bisect_right
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
-from itertools import accumulate, compress, islice, repeat
-from operator import add, gt, is_, ne, not_, sub
+from itertools import accumulate, chain, compress, islice, repeat
+from operator import add, and_, gt, is_, itemgetter, ne, not_, sub
 
 from procsupervisor.workers.stackwalker.symbols.converter import DEPTH, LineConverter
 from procsupervisor.workers.stackwalker.symbols.cparse import LONG_MAX, U64_MAX
@@ -43,7 +43,11 @@ from procsupervisor.workers.stackwalker.symbols.tables import NO_STRING
 FUNC_BATCH = 256
 RECORD_BATCH = 4096  # PUBLIC and STACK CFI lines per batch
 _INLINE_CHARS = HEX_CHARS + b" "
+_INLINE_TEXT_CHARS = HEX_CHARS + b" \n"
 AT_HELPER = object()  # a pending batch's columns are being converted by the helper
+# Batches converted here may queue up behind one still at the helper before the parser waits:
+# a busy machine can make the helper the slower of the two.
+MAX_PENDING = 32
 _FUNC_LINE = re.compile(rb"\nFUNC ([^\n]*)(?=\n|$)")
 
 
@@ -150,7 +154,7 @@ class BulkParser(ExactParser):
             or self.converter.ready()
         ):
             self._commit_oldest()
-        if len(self._pending) > 2 * DEPTH:
+        if len(self._pending) > MAX_PENDING:
             self._commit_oldest()
 
     def _drain(self) -> None:
@@ -177,7 +181,11 @@ class BulkParser(ExactParser):
         starts = list(accumulate(counts[:-1], initial=0))
         records.func_line_lo.extend(map(add, starts, repeat(first_line)))
         if prepared.inlines:
-            self._commit_inlines(first_record, count, prepared.inlines)
+            parsed = _parsed_inlines(prepared.inlines, count)
+            if parsed is None:
+                self._commit_inlines(first_record, count, prepared.inlines)
+            else:
+                self._store_inlines(parsed)
         else:
             records.func_inline_lo.extend(repeat(len(records.inline_line), count))
             self._cur_inline_level = 0
@@ -195,6 +203,24 @@ class BulkParser(ExactParser):
         self._cur = first_record + count - 1
         last_count = counts[-1]
         self._cur_last_high = max(line_highs[len(line_highs) - last_count :]) if last_count else -1
+
+    def _store_inlines(self, parsed: _Inlines) -> None:
+        """A batch's INLINE records, all plain new-syntax ones that none drops."""
+        records = self.records
+        first = len(records.inline_line)
+        records.func_inline_lo.extend(
+            map(add, accumulate(parsed.per_func[:-1], initial=0), repeat(first))
+        )
+        records.inline_line.extend(parsed.numbers[1::4])
+        records.inline_file.extend(parsed.numbers[2::4])
+        records.inline_origin.extend(parsed.numbers[3::4])
+        first_range = len(records.inline_range_base)
+        records.inline_range_base.extend(parsed.ranges[0::2])
+        records.inline_range_size.extend(parsed.ranges[1::2])
+        records.inline_range_lo.extend(
+            map(add, accumulate(parsed.range_counts), repeat(first_range))
+        )
+        self._cur_inline_level = parsed.numbers[-4] if parsed.per_func[-1] else 0
 
     def _commit_inlines(
         self, first_record: int, count: int, inlines: dict[int, list[bytes]]
@@ -431,6 +457,56 @@ def _split_funcs(text: bytes) -> list[bytes]:
 def _without_prefix(region: bytes, prefix: bytes) -> list[bytes]:
     """The lines of `region` (each starting with `prefix`, each ending in LF) without it."""
     return region[len(prefix) : -1].replace(b"\n" + prefix, b"\n").split(b"\n")
+
+
+@dataclass
+class _Inlines:
+    per_func: list[int]  # INLINE records of each FUNC of the batch
+    numbers: list[int]  # nest level, call line, call file, origin of each record
+    range_counts: list[int]
+    ranges: list[int]  # address, size, ... of every record in turn
+
+
+def _parsed_inlines(inlines: dict[int, list[bytes]], count: int) -> _Inlines | None:
+    """The INLINE records of a batch when every one has the new syntax with plain numbers
+    and none is dropped for its nesting (each at most one level below the one before it in
+    its FUNC, level 0 at the FUNC's start); None otherwise (they go one by one)."""
+    texts = [text for group in inlines.values() for text in group]
+    joined = b"\n".join(texts)
+    if (
+        joined.translate(None, _INLINE_TEXT_CHARS)
+        or b"  " in joined
+        or b"\n " in joined
+        or b" \n" in joined
+        or joined[:1] == b" "
+        or joined[-1:] == b" "
+    ):
+        return None
+    fields = list(map(bytes.split, texts))
+    token_counts = list(map(len, fields))
+    if min(token_counts) < 6 or max(token_counts) >= 512 or sum(map(and_, token_counts, repeat(1))):
+        return None
+    try:
+        numbers = list(map(int, chain.from_iterable(map(itemgetter(slice(0, 4)), fields))))
+        ranges = list(
+            map(int, chain.from_iterable(map(itemgetter(slice(4, None)), fields)), repeat(16))
+        )
+    except ValueError:  # a hex letter in a decimal field
+        return None
+    if max(numbers) >= LONG_MAX or max(ranges) >= U64_MAX:
+        return None
+    per_func = [0] * count
+    levels_before: list[int] = []  # the nesting level each record follows
+    first = 0
+    for k, group in inlines.items():
+        per_func[k] = len(group)
+        levels_before.append(0)
+        levels_before.extend(numbers[4 * first : 4 * (first + len(group) - 1) : 4])
+        first += len(group)
+    if any(map(gt, numbers[0::4], map(add, levels_before, repeat(1)))):
+        return None
+    range_counts = [(tokens - 4) // 2 for tokens in token_counts]
+    return _Inlines(per_func, numbers, range_counts, ranges)
 
 
 def _take_inlines(body: bytes) -> tuple[list[bytes], bytes]:
