@@ -313,7 +313,7 @@ def test_a_helper_process_that_dies_changes_nothing(
     data = "\n".join(sorted_file_lines(random.Random(3))).encode()
     monkeypatch.setattr(parser, "HELPER_MIN_BYTES", 0)
     monkeypatch.setattr(bulk, "FUNC_BATCH", 2)
-    monkeypatch.setattr(converter, "_serve", lambda requests, results: None)  # exits at once
+    monkeypatch.setattr(converter, "_serve", lambda work, requests, results: None)  # exits now
     assert built_from_file(tmp_path, data) == reference_index(data)
 
 

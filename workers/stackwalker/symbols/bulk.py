@@ -20,8 +20,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import accumulate, chain, compress, islice, repeat
 from operator import add, and_, gt, is_, itemgetter, ne, not_, sub
+from typing import Any
 
-from procsupervisor.workers.stackwalker.symbols.converter import DEPTH, LineConverter
+from procsupervisor.workers.stackwalker.symbols.converter import DEPTH, BatchHelper
 from procsupervisor.workers.stackwalker.symbols.cparse import LONG_MAX, U64_MAX
 from procsupervisor.workers.stackwalker.symbols.exact import (
     NO_FUNC,
@@ -33,8 +34,8 @@ from procsupervisor.workers.stackwalker.symbols.fields import DEC_CHARS, HEX_CHA
 from procsupervisor.workers.stackwalker.symbols.numbers import (
     LineColumns,
     Unclean,
-    converted_lines,
     hex_column,
+    line_columns,
     record_columns,
 )
 from procsupervisor.workers.stackwalker.symbols.tables import NO_STRING
@@ -53,22 +54,45 @@ _FUNC_LINE = re.compile(rb"\nFUNC ([^\n]*)(?=\n|$)")
 
 @dataclass
 class _PreparedFuncs:
-    """A batch of FUNCs checked and split up, waiting for its line records' numbers."""
+    """A batch of FUNCs with their line records and INLINE records, checked and converted
+    (by the parser, or by its helper process), waiting to be committed."""
 
-    heads: list[bytes]  # as read: what the exact parser gets if the batch is not clean
-    bodies: list[bytes]
     bases: Sequence[int]
     highs: Sequence[int]
     params: Sequence[int]
     names: list[bytes]
     flags: bytes
     inlines: dict[int, list[bytes]]  # FUNC position -> its INLINE records after "INLINE "
+    parsed_inlines: _Inlines | None  # the same, parsed, when all are plain
     counts: list[int]  # line records per FUNC
-    text: bytes  # every line record, LF-separated
+    columns: LineColumns
 
-    @property
-    def count(self) -> int:
-        return sum(self.counts)
+
+def prepared_funcs(heads: list[bytes], bodies: list[bytes]) -> _PreparedFuncs | None:
+    """FUNC lines without "FUNC ", each with the text after it up to the next FUNC line
+    ("" or LF-led lines), checked, split up and converted; None unless every FUNC will be
+    stored and every line record is plain (then the batch goes to the exact parser). Changes
+    nothing: a helper process runs this as well as the parser. Whether the batch starts above
+    the FUNCs before it is checked when it is committed."""
+    try:
+        bases, highs, params, names, flags = _func_heads(heads, -1)
+        inlines: dict[int, list[bytes]] = {}
+        lines = bodies
+        joined = b"".join(bodies)
+        if b"\nINLINE " in joined:
+            lines = list(bodies)
+            marked = map(bytes.__contains__, lines, repeat(b"\nINLINE "))
+            for k in compress(range(len(lines)), marked):
+                inlines[k], lines[k] = _take_inlines(lines[k])
+            joined = b"".join(lines)
+        counts = list(map(bytes.count, lines, repeat(b"\n")))
+        columns = line_columns(joined[1:], sum(counts))
+    except Unclean:
+        return None
+    parsed_inlines = _parsed_inlines(inlines, len(heads)) if inlines else None
+    return _PreparedFuncs(
+        bases, highs, params, names, flags, inlines, parsed_inlines, counts, columns
+    )
 
 
 class BulkParser(ExactParser):
@@ -76,11 +100,11 @@ class BulkParser(ExactParser):
 
     def __init__(self, spill_dir: str | None = None) -> None:
         super().__init__(spill_dir)
-        # converts line-record batches in a helper process (large files), else None
-        self.converter: LineConverter | None = None
-        # prepared batches not committed yet, in order, with their line columns (None: not
-        # clean) or AT_HELPER while the helper converts them (results come back in order)
-        self._pending: deque[tuple[_PreparedFuncs, LineColumns | None | object]] = deque()
+        # prepares FUNC batches in a helper process (large files), else None
+        self.converter: BatchHelper | None = None
+        # batches not committed yet, in order: (heads, bodies, prepared), prepared being None
+        # (not clean) or AT_HELPER while the helper prepares it (results come back in order)
+        self._pending: deque[tuple[list[bytes], list[bytes], Any]] = deque()
         self._at_helper = 0
 
     def _func_region(self, region: bytes) -> None:
@@ -92,21 +116,16 @@ class BulkParser(ExactParser):
         for start in range(0, len(heads), FUNC_BATCH):
             batch_heads = heads[start : start + FUNC_BATCH]
             batch_bodies = bodies[start : start + FUNC_BATCH]
-            try:
-                prepared = self._prepare_funcs(batch_heads, batch_bodies)
-            except Unclean:
-                self._drain()
-                self._exact_funcs(batch_heads, batch_bodies)
-                continue
             if self.converter is None:
-                self._commit_funcs(prepared, converted_lines(prepared.text, prepared.count))
+                self._commit(batch_heads, batch_bodies, prepared_funcs(batch_heads, batch_bodies))
                 continue
             if self._at_helper < DEPTH:
-                self.converter.send(prepared.text, prepared.count)
-                self._pending.append((prepared, AT_HELPER))
+                self.converter.send(batch_heads, batch_bodies)
+                self._pending.append((batch_heads, batch_bodies, AT_HELPER))
                 self._at_helper += 1
-            else:  # the helper is behind: convert here rather than wait
-                self._pending.append((prepared, converted_lines(prepared.text, prepared.count)))
+            else:  # the helper is behind: prepare here rather than wait
+                prepared = prepared_funcs(batch_heads, batch_bodies)
+                self._pending.append((batch_heads, batch_bodies, prepared))
             self._commit_ready()
         self._drain()
 
@@ -114,42 +133,18 @@ class BulkParser(ExactParser):
         pairs = zip(heads, bodies, strict=True)
         self._exact_feed(b"".join(map(b"FUNC %s%s\n".__mod__, pairs)))
 
-    def _prepare_funcs(self, heads: list[bytes], bodies: list[bytes]) -> _PreparedFuncs:
-        """FUNC lines without "FUNC ", each with the text after it up to the next FUNC line
-        ("" or LF-led lines), checked and split up; nothing is changed yet. Unclean unless
-        every FUNC will be stored: then the FUNCs come out the same whoever commits them."""
-        last_high = self._pending[-1][0].highs[-1] if self._pending else None
-        if last_high is None:
-            last_high = self.records.funcs.last_high()
-        bases, highs, params, names, flags = _func_heads(heads, last_high)
-        inlines: dict[int, list[bytes]] = {}
-        lines = bodies
-        joined = b"".join(bodies)
-        if b"\nINLINE " in joined:
-            lines = list(bodies)
-            marked = map(bytes.__contains__, lines, repeat(b"\nINLINE "))
-            for k in compress(range(len(lines)), marked):
-                inlines[k], lines[k] = _take_inlines(lines[k])
-            joined = b"".join(lines)
-        counts = list(map(bytes.count, lines, repeat(b"\n")))
-        return _PreparedFuncs(
-            heads, bodies, bases, highs, params, names, flags, inlines, counts, joined[1:]
-        )
-
     def _commit_oldest(self) -> None:
-        prepared, columns = self._pending.popleft()
-        if columns is AT_HELPER:
+        heads, bodies, prepared = self._pending.popleft()
+        if prepared is AT_HELPER:
             assert self.converter is not None
             self._at_helper -= 1
-            columns = self.converter.receive(
-                lambda: converted_lines(prepared.text, prepared.count)
-            )
-        self._commit_funcs(prepared, columns)  # type: ignore[arg-type]
+            prepared = self.converter.receive(lambda: prepared_funcs(heads, bodies))
+        self._commit(heads, bodies, prepared)
 
     def _commit_ready(self) -> None:
-        """Commit, in order, the batches whose columns are here without waiting."""
+        """Commit, in order, the batches that are ready without waiting."""
         while self._pending and (
-            self._pending[0][1] is not AT_HELPER
+            self._pending[0][2] is not AT_HELPER
             or self.converter is None
             or self.converter.ready()
         ):
@@ -161,13 +156,20 @@ class BulkParser(ExactParser):
         while self._pending:
             self._commit_oldest()
 
-    def _commit_funcs(self, prepared: _PreparedFuncs, columns: LineColumns | None) -> None:
-        if columns is None:  # a line record the exact parser must see
-            self._exact_funcs(prepared.heads, prepared.bodies)
-            return
+    def _commit(
+        self, heads: list[bytes], bodies: list[bytes], prepared: _PreparedFuncs | None
+    ) -> None:
+        if prepared is None or prepared.bases[0] <= self.records.funcs.last_high():
+            # an error, a conflict or an overlap with the FUNCs before: only the exact parser
+            # may decide
+            self._exact_funcs(heads, bodies)
+        else:
+            self._commit_funcs(prepared)
+
+    def _commit_funcs(self, prepared: _PreparedFuncs) -> None:
         records = self.records
         first_record = len(records.func_param)
-        count = len(prepared.heads)
+        count = len(prepared.counts)
         funcs = records.funcs
         funcs.bases.extend(_wide(prepared.bases))
         funcs.highs.extend(_wide(prepared.highs))
@@ -180,16 +182,14 @@ class BulkParser(ExactParser):
         counts = prepared.counts
         starts = list(accumulate(counts[:-1], initial=0))
         records.func_line_lo.extend(map(add, starts, repeat(first_line)))
-        if prepared.inlines:
-            parsed = _parsed_inlines(prepared.inlines, count)
-            if parsed is None:
-                self._commit_inlines(first_record, count, prepared.inlines)
-            else:
-                self._store_inlines(parsed)
+        if prepared.parsed_inlines is not None:
+            self._store_inlines(prepared.parsed_inlines)
+        elif prepared.inlines:
+            self._commit_inlines(first_record, count, prepared.inlines)
         else:
             records.func_inline_lo.extend(repeat(len(records.inline_line), count))
             self._cur_inline_level = 0
-        line_bases, line_highs, numbers, file_ids, out_of_order = columns
+        line_bases, line_highs, numbers, file_ids, out_of_order = prepared.columns
         records.line_base.extend(line_bases)
         records.line_high.extend(line_highs)
         records.line_number.extend(numbers)

@@ -1,10 +1,10 @@
-"""Converting line-record batches next to the parser: in a helper process for large files.
+"""Preparing FUNC batches next to the parser: in a helper process for large files.
 
-The line records are most of a large file and converting their numbers is most of the parse;
-it is also the one step that needs nothing of the parser's state (numbers.converted_lines). So
-a large file's parse hands each batch's text to a helper process and goes on with the next
-batch's FUNC lines while the helper converts; results come back in the order sent, and the
-parser commits each batch only then, as it would have in one process. The helper is forked
+FUNCs with their line records are most of a large file, and checking, splitting and converting
+a batch of them is most of the parse; it is also the one step that needs nothing of the
+parser's state (bulk.prepared_funcs). So a large file's parse hands batches to a helper process
+and prepares others itself while the helper works; results come back in the order sent, and the
+parser commits every batch in file order, as it would have in one process. The helper is forked
 when the parse starts and never touches anything but the texts it is sent.
 """
 
@@ -14,8 +14,6 @@ import multiprocessing
 import os
 from collections.abc import Callable
 from typing import Any
-
-from procsupervisor.workers.stackwalker.symbols.numbers import LineColumns, converted_lines
 
 # Batches sent ahead of the one being committed: the helper always has the next one.
 DEPTH = 2
@@ -29,32 +27,32 @@ def helper_allowed() -> bool:
     return (cpus or 1) > 1 and not multiprocessing.current_process().daemon
 
 
-class LineConverter:
-    """`converted_lines` in a forked helper process, results in the order of `send`."""
+class BatchHelper:
+    """`work(*args)` in a forked helper process, results in the order of `send`."""
 
-    def __init__(self) -> None:
+    def __init__(self, work: Callable[..., Any]) -> None:
         context = multiprocessing.get_context("fork")
         self._requests: Any = context.Queue()  # its feeder thread: `send` never blocks
         self._results: Any = context.SimpleQueue()
         self._process = context.Process(
-            target=_serve, args=(self._requests, self._results), daemon=True
+            target=_serve, args=(work, self._requests, self._results), daemon=True
         )
         self._process.start()
         self.broken = False
 
-    def send(self, text: bytes, count: int) -> None:
-        self._requests.put((text, count))
+    def send(self, *args: Any) -> None:
+        self._requests.put(args)
 
     def ready(self) -> bool:
         """Whether the next result has arrived (or the helper is gone: `receive` falls back)."""
         return self.broken or bool(self._results._reader.poll(0))
 
-    def receive(self, fallback: Callable[[], LineColumns | None]) -> LineColumns | None:
+    def receive(self, fallback: Callable[[], Any]) -> Any:
         """The next result; `fallback()` (converting here) if the helper has died."""
         while not self.broken:
             if self._results._reader.poll(_POLL_S):
                 try:
-                    return self._results.get()  # type: ignore[no-any-return]
+                    return self._results.get()
                 except (EOFError, OSError):
                     break
             if not self._process.is_alive():
@@ -75,6 +73,6 @@ class LineConverter:
             self._process.join()
 
 
-def _serve(requests: Any, results: Any) -> None:
+def _serve(work: Callable[..., Any], requests: Any, results: Any) -> None:
     while (request := requests.get()) is not None:
-        results.put(converted_lines(*request))
+        results.put(work(*request))

@@ -126,15 +126,6 @@ def line_columns(text: bytes, count: int) -> LineColumns:
     return bases, highs, numbers, file_ids, out_of_order
 
 
-def converted_lines(text: bytes, count: int) -> LineColumns | None:
-    """`line_columns`, None instead of Unclean (what a helper process sends back)."""
-    try:
-        return line_columns(text, count)
-    except Unclean:
-        return None
-
-
-
 def decimal_column(texts: list[bytes], table: dict[bytes, int]) -> array:
     """Plain decimal numbers below LONG_MAX, or Unclean."""
     try:

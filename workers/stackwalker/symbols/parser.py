@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 from procsupervisor.workers.stackwalker.symbols.builder import write_index
-from procsupervisor.workers.stackwalker.symbols.bulk import BulkParser
-from procsupervisor.workers.stackwalker.symbols.converter import LineConverter, helper_allowed
+from procsupervisor.workers.stackwalker.symbols.bulk import BulkParser, prepared_funcs
+from procsupervisor.workers.stackwalker.symbols.converter import BatchHelper, helper_allowed
 from procsupervisor.workers.stackwalker.symbols.exact import Bail
 from procsupervisor.workers.stackwalker.symbols.index import SymbolIndex
 from procsupervisor.workers.stackwalker.symbols.records import ParsedRecords
@@ -89,12 +89,12 @@ class SymParser(BulkParser):
     def parse_file(self, handle: BinaryIO) -> ParsedRecords:
         """Read a seekable binary file from its start: one pass to find where the text ends
         (Breakpad stops at the first 0xFF byte and drops trailing NULs), one to parse. A large
-        file's line records are converted by a helper process meanwhile (converter.py)."""
+        file's FUNC batches are prepared by a helper process too (converter.py)."""
         end, has_nul = _text_extent(handle)
         handle.seek(0)
         if end < HELPER_MIN_BYTES or self.converter is not None or not helper_allowed():
             return self._parse(_read_blocks(handle, end), has_nul)
-        self.converter = LineConverter()
+        self.converter = BatchHelper(prepared_funcs)
         try:
             return self._parse(_read_blocks(handle, end), has_nul)
         finally:

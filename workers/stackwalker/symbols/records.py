@@ -9,9 +9,9 @@ than the file's size (DESIGN.md §9).
 from __future__ import annotations
 
 from array import array
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import partial
+from itertools import accumulate
 
 from procsupervisor.workers.stackwalker.symbols.columns import SpillColumn
 from procsupervisor.workers.stackwalker.symbols.containers import ContainedRanges, ExclusiveRanges
@@ -111,14 +111,12 @@ class ParsedRecords:
         self.str_offsets.append(len(self.str_data))
         return sid
 
-    def add_strings(self, texts: Iterable[bytes]) -> int:
+    def add_strings(self, texts: list[bytes]) -> int:
         """Append names in order; returns the id of the first."""
         first = len(self.str_offsets) - 1
-        data = self.str_data
-        offsets = self.str_offsets
-        for text in texts:
-            data += text
-            offsets.append(len(data))
+        self.str_offsets.extend(accumulate(map(len, texts), initial=len(self.str_data)))
+        del self.str_offsets[first + 1]  # accumulate repeats the starting offset
+        self.str_data += b"".join(texts)
         return first
 
     def intern(self, text: bytes) -> int:
