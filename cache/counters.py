@@ -39,6 +39,18 @@ class CacheCounters:
     store_errors: int = 0
     lock_timeouts: int = 0
     unsafe_names: int = 0
+    # .sym files too big for the index build's memory budget
+    refused: int = 0
+    # the shared second level: indexes taken from it, rejected (corrupt, foreign), uploaded,
+    # and failed requests
+    shared_hits: int = 0
+    shared_rejected: int = 0
+    shared_uploads: int = 0
+    shared_errors: int = 0
+    # misses handed to a background indexer, and crashes walked without a module's symbols
+    # because its indexing outlasted index_wait_s
+    background_fills: int = 0
+    wait_timeouts: int = 0
     # unexpected failures, each one costing a module its symbols
     errors: int = 0
 
@@ -127,6 +139,11 @@ _METRIC_NAMES = {
     "store_errors": "store_error",
     "lock_timeouts": "lock_timeout",
     "unsafe_names": "unsafe_name",
+    "shared_hits": "shared_hit",
+    "shared_uploads": "shared_upload",
+    "shared_errors": "shared_error",
+    "background_fills": "background_fill",
+    "wait_timeouts": "wait_timeout",
 }
 
 

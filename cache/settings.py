@@ -17,6 +17,15 @@ Keys (all optional):
 - `max_download_mb`: largest symbol file accepted, compressed or not (default 2048).
 - `lock_timeout_s`: how long a worker waits for another one downloading the same module
   before fetching it itself (default 300).
+- `index_wait_s`: in the service, how long one crash waits in all for missing symbols that a
+  background indexer is fetching and indexing (default 30); after that the crash is walked
+  without them, with a note, and the indexing goes on for later crashes.
+- `index_memory_mb`: the most memory (resident, of the process building it) an index build may
+  take; a `.sym` file too big for it is refused with a note (default: `[supervisor]
+  worker_max_rss_mb` in the service, else no limit).
+- `index_s3_bucket`, `index_s3_prefix` (default `symidx`), `index_s3_endpoint_url`,
+  `index_s3_region`: a shared second level for built indexes. A host that builds an index
+  uploads it there; a host missing it downloads it instead of the `.sym` and parses nothing.
 
 Suppliers are tried in this order: every path, every URL, then the S3 bucket.
 """
@@ -55,9 +64,20 @@ class SymbolCacheSettings:
     http_retries: int = 3
     max_download_bytes: int = 2048 * MIB
     lock_timeout_s: float = 300.0
+    index_wait_s: float = 30.0
+    index_memory_bytes: int | None = None
+    index_s3_bucket: str = ""
+    index_s3_prefix: str = "symidx"
+    index_s3_endpoint_url: str | None = None
+    index_s3_region: str | None = None
 
     @classmethod
-    def from_section(cls, section: Mapping[str, str], data_dir: Path) -> SymbolCacheSettings:
+    def from_section(
+        cls,
+        section: Mapping[str, str],
+        data_dir: Path,
+        default_index_memory_mb: float | None = None,
+    ) -> SymbolCacheSettings:
         def get(key: str, convert: Callable[[str], T], default: T, minimum: float = 0) -> T:
             text = section.get(key, "").strip()
             if not text:
@@ -92,7 +112,17 @@ class SymbolCacheSettings:
             http_retries=get("http_retries", int, 3),
             max_download_bytes=int(get("max_download_mb", float, 2048.0, 0.001) * MIB),
             lock_timeout_s=get("lock_timeout_s", float, 300.0),
+            index_wait_s=get("index_wait_s", float, 30.0),
+            index_memory_bytes=_mib(get("index_memory_mb", float, default_index_memory_mb, 1)),
+            index_s3_bucket=section.get("index_s3_bucket", "").strip(),
+            index_s3_prefix=section.get("index_s3_prefix", "").strip().strip("/") or "symidx",
+            index_s3_endpoint_url=section.get("index_s3_endpoint_url", "").strip() or None,
+            index_s3_region=section.get("index_s3_region", "").strip() or None,
         )
+
+
+def _mib(megabytes: float | None) -> int | None:
+    return None if megabytes is None else int(megabytes * MIB)
 
 
 def split_list(text: str) -> list[str]:

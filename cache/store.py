@@ -33,6 +33,8 @@ from procsupervisor.cache.errors import NotBytesError
 INDEX_TAG_PREFIX = "idx1:"
 NEGATIVE_TAG = "neg1"
 NEGATIVE_VALUE = b"no symbols"
+MAX_REASON_BYTES = 400  # a negative entry stays small enough to live in its row
+_CRC_CHUNK = 1 << 20
 OPEN_LOCK_NAME = ".open.lock"
 # diskcache's own sqlite busy timeout; a busy database beyond this raises diskcache.Timeout.
 DEFAULT_SQLITE_TIMEOUT_S = 30.0
@@ -61,7 +63,7 @@ class StoredEntry:
     buffer: mmap.mmap | bytes | None = None
     # NEGATIVE: when the entry expires (epoch seconds), None if never.
     expires_at: float | None = None
-    # CORRUPT: why.
+    # CORRUPT: why. NEGATIVE: why the symbols were refused ("" when nobody has them).
     reason: str = ""
     # Which stored value this is (see `SymbolStore.discard`).
     version: bytes | str | None = None
@@ -83,6 +85,19 @@ def _parse_index_tag(tag: object) -> tuple[int, int] | None:
         return int(size_text), int(crc_text, 16)
     except ValueError:
         return None
+
+
+def _negative_reason(value: bytes) -> str:
+    prefix = NEGATIVE_VALUE + b": "
+    return value[len(prefix) :].decode("utf-8", "replace") if value.startswith(prefix) else ""
+
+
+def file_crc32(handle: BinaryIO) -> int:
+    """CRC-32 of a binary file from its current position, read a chunk at a time."""
+    crc = 0
+    while chunk := handle.read(_CRC_CHUNK):
+        crc = zlib.crc32(chunk, crc)
+    return crc
 
 
 def _version_of(value: bytes | BinaryIO) -> bytes | str:
@@ -155,7 +170,10 @@ class SymbolStore:
         version = _version_of(value)
         try:
             if tag == NEGATIVE_TAG:
-                return StoredEntry(EntryKind.NEGATIVE, expires_at=expires_at, version=version)
+                reason = "" if not isinstance(value, bytes) else _negative_reason(value)
+                return StoredEntry(
+                    EntryKind.NEGATIVE, expires_at=expires_at, reason=reason, version=version
+                )
             buffer = self._verified_buffer(value, tag)
         finally:
             if hasattr(value, "close"):
@@ -191,29 +209,47 @@ class SymbolStore:
             return f"unexpected tag {tag!r:.40}"
         size, crc = expected
         if isinstance(value, bytes):
-            buffer: mmap.mmap | bytes = value
-        else:
-            actual_size = os.fstat(value.fileno()).st_size
-            if actual_size != size:
-                return f"value file is {actual_size} bytes, expected {size}"
-            if size == 0:
-                return "empty value file"
-            buffer = mmap.mmap(value.fileno(), 0, access=mmap.ACCESS_READ)
-        if len(buffer) != size:
-            return f"value is {len(buffer)} bytes, expected {size}"
-        if zlib.crc32(buffer) != crc:
-            if isinstance(buffer, mmap.mmap):
-                buffer.close()
+            if len(value) != size:
+                return f"value is {len(value)} bytes, expected {size}"
+            if zlib.crc32(value) != crc:
+                return "checksum mismatch"
+            return value
+        actual_size = os.fstat(value.fileno()).st_size
+        if actual_size != size:
+            return f"value file is {actual_size} bytes, expected {size}"
+        if size == 0:
+            return "empty value file"
+        # Read, not mapped: checking every page through the map would make the whole index
+        # part of this process's resident memory, where lookups only touch a few pages.
+        if file_crc32(value) != crc:
             return "checksum mismatch"
-        return buffer
+        return mmap.mmap(value.fileno(), 0, access=mmap.ACCESS_READ)
 
     def put_index(self, key: str, data: bytes) -> int:
         """Store a serialized index; returns how many entries were evicted to make room."""
         self.cache.set(key, data, tag=index_tag(data))
         return self._cull()
 
-    def put_negative(self, key: str, ttl_s: float) -> int:
-        self.cache.set(key, NEGATIVE_VALUE, expire=ttl_s, tag=NEGATIVE_TAG)
+    def put_index_file(self, key: str, path: Path) -> int:
+        """Store the index in the file at `path` (copied in chunks, never read whole)."""
+        with Path(path).open("rb") as handle:
+            tag = f"{INDEX_TAG_PREFIX}{os.fstat(handle.fileno()).st_size}:{file_crc32(handle):08x}"
+            handle.seek(0)
+            self.cache.set(key, handle, read=True, tag=tag)
+        return self._cull()
+
+    def has_index(self, key: str) -> bool:
+        """Whether an index is stored under `key`, without reading it (for `symbols warm`)."""
+        query = "SELECT 1 FROM Cache WHERE key = ? AND raw = 1 AND tag LIKE ?"
+        row = self._reader().execute(query, (key, INDEX_TAG_PREFIX + "%")).fetchone()
+        return row is not None
+
+    def put_negative(self, key: str, ttl_s: float, reason: str = "") -> int:
+        """"No symbols" for `ttl_s`; with a reason, "symbols refused" (kept short)."""
+        value = NEGATIVE_VALUE
+        if reason:
+            value += b": " + reason.encode()[:MAX_REASON_BYTES]
+        self.cache.set(key, value, expire=ttl_s, tag=NEGATIVE_TAG)
         return self._cull()
 
     def delete(self, key: str) -> None:

@@ -17,6 +17,9 @@ class FetchedSymbols:
     # True: a download in the cache's temp folder, deleted once parsed.
     temporary: bool
     origin: str
+    # What the source calls this version of the file (HTTP/S3 ETag, local mtime and size),
+    # recorded with a shared index.
+    etag: str = ""
 
 
 class SymbolSupplier(Protocol):

@@ -119,7 +119,13 @@ class HttpSymbolServer:
             max_bytes=self.max_bytes,
             origin=url,
         )
-        return FetchedSymbols(path=path, transferred_bytes=received, temporary=True, origin=url)
+        return FetchedSymbols(
+            path=path,
+            transferred_bytes=received,
+            temporary=True,
+            origin=url,
+            etag=response.headers.get("ETag", ""),
+        )
 
 
 # Failures after which another attempt may succeed: a refused or cut connection, a timeout,

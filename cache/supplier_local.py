@@ -27,4 +27,11 @@ class LocalDirectorySupplier:
         path = find_symbol_file(self.root, relpath)
         if path is None:
             return None
-        return FetchedSymbols(path=path, transferred_bytes=0, temporary=False, origin=str(path))
+        info = path.stat()
+        return FetchedSymbols(
+            path=path,
+            transferred_bytes=0,
+            temporary=False,
+            origin=str(path),
+            etag=f"{info.st_mtime_ns:x}-{info.st_size:x}",
+        )

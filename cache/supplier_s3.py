@@ -93,4 +93,10 @@ class S3SymbolSupplier:
             raise SupplierError(f"{origin}: download broke off: {exc}") from exc
         finally:
             body.close()
-        return FetchedSymbols(path=path, transferred_bytes=received, temporary=True, origin=origin)
+        return FetchedSymbols(
+            path=path,
+            transferred_bytes=received,
+            temporary=True,
+            origin=origin,
+            etag=str(response.get("ETag", "")),
+        )

@@ -38,6 +38,7 @@ LAZY_COMMANDS = {
     "check": "procsupervisor.check_command:check",
     "stackwalk": "procsupervisor.stackwalk_command:stackwalk",
     "cache": "procsupervisor.cache.cli:cache",
+    "symbols": "procsupervisor.cache.symbols_cli:symbols",
     "db": "procsupervisor.storage.db_cli:db",
     "dead": "procsupervisor.dead_letters_cli:dead",
 }

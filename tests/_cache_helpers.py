@@ -53,6 +53,8 @@ class ToyIndex:
 class ToyCodec:
     """Serialized form: magic + the .sym bytes; `load` rejects anything without the magic."""
 
+    format_tag = "toy1"
+
     def __init__(self) -> None:
         self.builds = 0
 
@@ -62,6 +64,9 @@ class ToyCodec:
             raise ValueError("not a symbol file")
         self.builds += 1
         return TOY_MAGIC + data
+
+    def build_file(self, sym_path: Path, out_path: Path) -> None:
+        out_path.write_bytes(self.build(sym_path))
 
     def load(self, buffer: bytes | memoryview) -> ToyIndex:
         if bytes(buffer[: len(TOY_MAGIC)]) != TOY_MAGIC:
@@ -253,3 +258,37 @@ def assert_no_pickle(cache_dir: Path) -> None:
         assert not isinstance(value, bytes)
     for path in cache_dir.rglob("*.val"):
         assert not path.read_bytes()[:2].startswith(b"\x80")
+
+
+@contextmanager
+def moto_s3() -> Iterator[str]:
+    """moto's S3 server on a free loopback port; yields its endpoint URL."""
+    import pytest
+    from conftest import free_port
+
+    moto_server = pytest.importorskip("moto.server")
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=free_port())
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+
+
+class CountingCodec:
+    """The stackwalker's real codec, counting the indexes it builds in this process."""
+
+    def __init__(self) -> None:
+        from procsupervisor.workers.stackwalker.symbols import BreakpadIndexCodec
+
+        self.inner = BreakpadIndexCodec()
+        self.format_tag = self.inner.format_tag
+        self.builds = 0
+
+    def build_file(self, sym_path: Path, out_path: Path) -> None:
+        self.builds += 1
+        self.inner.build_file(sym_path, out_path)
+
+    def load(self, buffer):  # type: ignore[no-untyped-def]
+        return self.inner.load(buffer)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import mmap
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -105,3 +107,69 @@ def test_an_unusable_cache_directory_is_one_line_not_a_traceback(
     assert result.exit_code == 1
     assert result.exception is None or isinstance(result.exception, SystemExit)
     assert result.output.count("\n") == 1 and "world-writable" in result.output
+
+
+def test_several_dumps_one_output_each(crash: tuple[Path, Path], tmp_path: Path) -> None:
+    dump, root = crash
+    other = tmp_path / "copy.dmp"
+    other.write_bytes(dump.read_bytes())
+    single = CliRunner().invoke(stackwalk, [str(dump), "--symbols-path", str(root)]).output
+    both = CliRunner().invoke(stackwalk, [str(dump), str(other), "--symbols-path", str(root)])
+    assert both.exit_code == 0
+    assert both.output == single + "\n" + single  # -m texts apart by an empty line
+
+    lines = CliRunner().invoke(
+        stackwalk, [str(dump), str(other), "--symbols-path", str(root), "--json"]
+    ).output.splitlines()
+    assert len(lines) == 2  # JSON lines
+    assert all(json.loads(line)["status"] == "OK" for line in lines)
+
+
+def test_a_bad_dump_among_several_fails_the_call_not_the_others(
+    crash: tuple[Path, Path], tmp_path: Path
+) -> None:
+    dump, root = crash
+    bad = tmp_path / "bad.dmp"
+    bad.write_bytes(b"MDMP" + bytes(40))
+    result = CliRunner().invoke(stackwalk, [str(bad), str(dump), "--symbols-path", str(root)])
+    assert result.exit_code == 1
+    assert f"error: {bad}: ERROR_" in result.output
+    assert "0|0|demo|crash_here|demo.c|3|0x8" in result.output.splitlines()
+
+
+def test_stackwalk_uses_breakpads_frame_limit() -> None:
+    from procsupervisor.workers.stackwalker.api import walk_minidump as walk
+    from procsupervisor.workers.stackwalker.unwind.walk import MAX_FRAMES, MAX_SCANNED_FRAMES
+
+    assert (MAX_FRAMES, MAX_SCANNED_FRAMES) == (1 << 20, 1 << 14)  # docs/formats/breakpad.md §3.2
+    assert walk.__kwdefaults__["max_frames_per_thread"] == MAX_FRAMES
+
+
+def _modules_loaded_by(*args: str) -> set[str]:
+    code = (
+        "import sys\n"
+        "from click.testing import CliRunner\n"
+        "from procsupervisor.stackwalk_command import stackwalk\n"
+        "result = CliRunner().invoke(stackwalk, sys.argv[1:])\n"
+        "assert result.exit_code == 0, result.output\n"
+        "print(' '.join(sorted(sys.modules)))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    return set(done.stdout.split())
+
+
+def test_the_command_imports_only_what_its_options_need(
+    crash: tuple[Path, Path], tmp_path: Path
+) -> None:
+    dump, root = crash
+    network = {"boto3", "botocore", "requests"}
+    plain = _modules_loaded_by(str(dump), "--symbols-path", str(root))
+    assert not network & plain and "diskcache" not in plain
+    cached = [str(dump), "--symbols-path", str(root), "--cache-dir", str(tmp_path / "cache")]
+    CliRunner().invoke(stackwalk, cached)  # fills the cache
+    warm = _modules_loaded_by(*cached)
+    assert not network & warm
+    assert "procsupervisor.workers.stackwalker.symbols.parser" not in warm  # nothing to parse

@@ -68,8 +68,14 @@ class CrashHandler:
             id(destination): backend_name("destination", name)
             for destination, name in zip(self.destinations, config.destination_order, strict=True)
         }
+        # Symbol misses are indexed by background processes that each crash waits for at most
+        # [symbols] index_wait_s; their memory is held to the workers' limit by default.
         self.symbols: CachingSymbolProvider = provider_from_config(
-            config.symbols, config.data_dir, self.metrics
+            config.symbols,
+            config.data_dir,
+            self.metrics,
+            default_index_memory_mb=config.supervisor.worker_max_rss_mb,
+            background=True,
         )
         factory = load_class(config.supervisor.processor)
         self.processor = factory(
@@ -122,6 +128,7 @@ class CrashHandler:
 
         on_stage("process")
         step = time.perf_counter()
+        self.symbols.start_crash()
         try:
             if poison_reason is not None:
                 processed = self.processor.poison(crash_id, raw_crash, poison_reason)

@@ -1,6 +1,6 @@
 """Annotations copied as typed snake_case fields, driven by the table in annotations.json
 (Socorro's CopyFromRawCrashRule reads the same facts from its processed-crash schema,
-docs/processing.md section 8). Annotations the table does not name stay in the raw crash only."""
+docs/processing.md §8). Annotations the table does not name stay in the raw crash only."""
 
 from __future__ import annotations
 

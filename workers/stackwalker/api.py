@@ -18,8 +18,8 @@ from procsupervisor.workers.stackwalker.limits import (
     DEFAULT_MAX_TOTAL_FRAMES,
 )
 from procsupervisor.workers.stackwalker.model import SymbolProvider
-from procsupervisor.workers.stackwalker.output import json_dump, machine_readable
 from procsupervisor.workers.stackwalker.process import ProcessState, process_minidump
+from procsupervisor.workers.stackwalker.unwind.walk import MAX_FRAMES
 
 log = logging.getLogger(__name__)
 
@@ -40,12 +40,16 @@ class ProcessResult:
     def to_json_dump(self) -> dict[str, Any]:
         if self.state is None:
             return {"status": self.status, "notes": list(self.notes)}
+        from procsupervisor.workers.stackwalker.output import json_dump
+
         return json_dump.render(self.state, max_bytes=self.max_json_bytes)
 
     def to_machine_readable(self) -> str:
         """Breakpad's `-m` text; empty for a dump Breakpad rejects (it prints nothing)."""
         if self.state is None or not self.ok:
             return ""
+        from procsupervisor.workers.stackwalker.output import machine_readable
+
         return machine_readable.render(self.state)
 
 
@@ -53,16 +57,16 @@ def walk_minidump(
     data: bytes | bytearray | mmap.mmap,
     symbols: SymbolProvider | None,
     *,
-    max_frames_per_thread: int = 1024,
+    max_frames_per_thread: int = MAX_FRAMES,
     deadline_s: float | None = None,
     max_total_frames: int = DEFAULT_MAX_TOTAL_FRAMES,
     max_json_bytes: int = DEFAULT_MAX_JSON_BYTES,
     max_rss_bytes: int | None = None,
 ) -> ProcessResult:
-    """Process one minidump. `deadline_s` bounds the walking time (threads walked after it
-    expires keep only what was found so far and are marked truncated); the frames of all
-    threads together, the json_dump's size and the process's resident memory are bounded too
-    (limits.py).
+    """Process one minidump. `max_frames_per_thread` defaults to Breakpad's limit (2^20);
+    `deadline_s` bounds the walking time (threads walked after it expires keep only what was
+    found so far and are marked truncated); the frames of all threads together, the
+    json_dump's size and the process's resident memory are bounded too (limits.py).
 
     An mmap must stay open while the result is used: streams are read from it lazily. The
     result's views pin the map, so drop the result before closing it (else BufferError)."""

@@ -132,7 +132,15 @@ class SymbolIndexProtocol(Protocol):
 class SymbolProvider(Protocol):
     """Gives the walker a module's symbols (a local symbol path, or the shared cache)."""
 
-    def get_symbols(self, module: CodeModule) -> SymbolIndexProtocol | None: ...
+    def get_symbols(self, module: CodeModule) -> SymbolIndexProtocol | None:
+        """None when there are no symbols; raises SymbolsUnavailable when there may be some
+        that cannot be used for this dump (the walk goes on without them, with a note)."""
+        ...
+
+
+class SymbolsUnavailable(Exception):
+    """A provider's "not for this dump": symbols still being indexed, or refused. The message
+    says why and becomes a note of the walk."""
 
 
 @runtime_checkable

@@ -36,8 +36,9 @@ from procsupervisor.workers.stackwalker.model import (
     StackFrame,
     SymbolIndexProtocol,
     SymbolProvider,
+    SymbolsUnavailable,
 )
-from procsupervisor.workers.stackwalker.unwind.walk import walk_thread
+from procsupervisor.workers.stackwalker.unwind.walk import MAX_FRAMES, walk_thread
 
 STATUS_OK = "OK"
 STATUS_NO_THREAD_LIST = "ERROR_NO_THREAD_LIST"
@@ -64,6 +65,9 @@ class DumpSymbols:
                 return None
             try:
                 self._by_code_file[key] = self._provider.get_symbols(module)
+            except SymbolsUnavailable as exc:
+                self._notes.append(f"symbols for {key!r} unavailable: {exc}")
+                self._by_code_file[key] = None
             except Exception as exc:  # a broken symbol file must not fail the whole dump
                 self._notes.append(
                     f"symbols for {key!r} failed to load: {type(exc).__name__}: {exc}"
@@ -194,7 +198,7 @@ def process_minidump(
     data: Buffer,
     symbols: SymbolProvider | None,
     *,
-    max_frames_per_thread: int = 1024,
+    max_frames_per_thread: int = MAX_FRAMES,
     deadline: float | None = None,
     max_total_frames: int = DEFAULT_MAX_TOTAL_FRAMES,
     max_rss_bytes: int | None = None,

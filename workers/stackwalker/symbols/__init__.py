@@ -8,6 +8,7 @@
     index.find_windows_frame_info(0x1234)    # WindowsFrameInfo | None
     blob = index.to_bytes()                  # store anywhere (e.g. the symbol cache)
     SymbolIndex.from_buffer(mmap_or_bytes, verify=True)   # in place, no parsing
+    build_index_file(sym_path, index_path)   # file to file, in less memory than the .sym
 
 `index.module` is the first MODULE line ({"os", "arch", "debug_id", "name"}) or None;
 `index.stats` has the record counts (functions, lines, publics, files, inline_origins,
@@ -19,27 +20,41 @@ Finding files (§2.1): `symbol_file_relpath(module)` is Breakpad's `<debug_file>
 <name>.sym` rule, `is_safe_relpath` the one check that such a path stays inside its root, and
 `find_symbol_file(root, relpath)` resolves one. `DirectorySymbolProvider(roots)` serves local
 roots without a cache; `BreakpadIndexCodec` is the index format as a cache stores it.
+
+The parser and what uses it are imported on first use: opening and searching an index (a warm
+cache, the unwinder) loads none of it.
 """
 
 from __future__ import annotations
 
-from procsupervisor.workers.stackwalker.symbols.codec import (
-    BreakpadIndexCodec,
-    IndexCodec,
-    IndexCorruptError,
-)
-from procsupervisor.workers.stackwalker.symbols.directory import (
-    DirectorySymbolProvider,
-    load_sym_file,
-)
+import importlib
+from typing import Any
+
 from procsupervisor.workers.stackwalker.symbols.index import SymbolIndex
 from procsupervisor.workers.stackwalker.symbols.layout import SymbolIndexError
-from procsupervisor.workers.stackwalker.symbols.parser import parse_sym
 from procsupervisor.workers.stackwalker.symbols.paths import (
     find_symbol_file,
     is_safe_relpath,
     symbol_file_relpath,
 )
+
+_LAZY = {
+    "BreakpadIndexCodec": "codec",
+    "IndexCodec": "codec",
+    "IndexCorruptError": "codec",
+    "DirectorySymbolProvider": "directory",
+    "build_index_file": "parser",
+    "load_sym_file": "parser",
+    "parse_sym": "parser",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+
 
 __all__ = [
     "BreakpadIndexCodec",
@@ -48,6 +63,7 @@ __all__ = [
     "IndexCorruptError",
     "SymbolIndex",
     "SymbolIndexError",
+    "build_index_file",
     "find_symbol_file",
     "is_safe_relpath",
     "load_sym_file",

@@ -1,6 +1,7 @@
-"""The symbol format as a store sees it: a `.sym` file into bytes, bytes back into an index.
+"""The symbol format as a store sees it: a `.sym` file into an index file, bytes back into an
+index.
 
-A cache (procsupervisor.cache) only moves bytes; it builds and opens them through an
+A cache (procsupervisor.cache) only moves bytes and files; it builds and opens them through an
 `IndexCodec`, so the index format stays the business of this package.
 """
 
@@ -10,9 +11,8 @@ from pathlib import Path
 from typing import Protocol
 
 from procsupervisor.workers.stackwalker.model import SymbolIndexProtocol
-from procsupervisor.workers.stackwalker.symbols.directory import load_sym_file
 from procsupervisor.workers.stackwalker.symbols.index import SymbolIndex
-from procsupervisor.workers.stackwalker.symbols.layout import SymbolIndexError
+from procsupervisor.workers.stackwalker.symbols.layout import FORMAT_VERSION, SymbolIndexError
 
 
 class IndexCorruptError(Exception):
@@ -20,8 +20,12 @@ class IndexCorruptError(Exception):
 
 
 class IndexCodec(Protocol):
-    def build(self, sym_path: Path) -> bytes:
-        """Parse a complete `.sym` file into the serialized index."""
+    # Names the format and its version; an index stored under another tag (by an older or newer
+    # release, in a store shared between hosts) is never opened.
+    format_tag: str
+
+    def build_file(self, sym_path: Path, out_path: Path) -> None:
+        """Index a complete `.sym` file into the new file `out_path`."""
         ...
 
     def load(self, buffer: bytes | memoryview) -> SymbolIndexProtocol:
@@ -32,8 +36,13 @@ class IndexCodec(Protocol):
 class BreakpadIndexCodec:
     """The stackwalker's flat, position-independent SymbolIndex."""
 
-    def build(self, sym_path: Path) -> bytes:
-        return load_sym_file(sym_path).to_bytes()
+    format_tag = f"psymidx{FORMAT_VERSION}"
+
+    def build_file(self, sym_path: Path, out_path: Path) -> None:
+        # the parser is loaded by the first build only: opening indexes never needs it
+        from procsupervisor.workers.stackwalker.symbols.parser import build_index_file
+
+        build_index_file(sym_path, out_path)
 
     def load(self, buffer: bytes | memoryview) -> SymbolIndexProtocol:
         # The store has already checked the value's size and CRC against its tag, so the

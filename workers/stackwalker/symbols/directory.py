@@ -8,24 +8,13 @@ resolves files through the same `symbols.paths`.
 
 from __future__ import annotations
 
-import mmap
-import os
 import threading
 from pathlib import Path
 
 from procsupervisor.workers.stackwalker.model import CodeModule
 from procsupervisor.workers.stackwalker.symbols.index import SymbolIndex
-from procsupervisor.workers.stackwalker.symbols.parser import parse_sym
+from procsupervisor.workers.stackwalker.symbols.parser import load_sym_file
 from procsupervisor.workers.stackwalker.symbols.paths import find_symbol_file, symbol_file_relpath
-
-
-def load_sym_file(path: Path) -> SymbolIndex:
-    """Parse a `.sym` file; large files are read through an mmap rather than copied in."""
-    with path.open("rb") as handle:
-        if os.fstat(handle.fileno()).st_size == 0:
-            return parse_sym(b"")  # an empty file cannot be mapped
-        with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
-            return parse_sym(mapped)
 
 
 class DirectorySymbolProvider:

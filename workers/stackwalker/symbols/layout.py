@@ -14,6 +14,9 @@ from __future__ import annotations
 import struct
 import zlib
 from array import array
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, BinaryIO
 
 from procsupervisor.workers.stackwalker.symbols.tables import (
     PARALLEL_GROUPS,
@@ -29,6 +32,7 @@ _TYPECODE_BY_SIZE = {1: "B", 4: "I", 8: "Q"}
 # addresses, sizes and line numbers nearly always fit, which makes the index about half as big.
 _ALLOWED_SIZES = {"B": (1,), "I": (4,), "Q": (4, 8)}
 _U32_MAX = 0xFFFFFFFF
+Buffer = Any  # bytes, bytearray, array, memoryview: what `write` and `zlib.crc32` take
 
 
 class SymbolIndexError(Exception):
@@ -39,32 +43,78 @@ def _align8(n: int) -> int:
     return (n + 7) & ~7
 
 
-def serialize_sections(sections: dict[str, array]) -> bytearray:
-    """Lay the sections out in the on-disk format (tables.SECTIONS order)."""
+@dataclass(frozen=True)
+class LazySection:
+    """A section produced while it is written, chunk by chunk, instead of held whole:
+    `chunks()` yields arrays whose item size is `itemsize`."""
+
+    count: int
+    itemsize: int
+    chunks: Callable[[], Iterable[array]]
+
+
+SectionData = array | bytes | bytearray | LazySection
+_NARROWING_CHUNK = 1 << 16
+
+
+def _plan(name: str, code: str, data: SectionData) -> tuple[int, int, Callable[[], Iterable]]:
+    """(element count, element size on disk, chunks to write) of one section."""
+    if isinstance(data, LazySection):
+        return data.count, data.itemsize, data.chunks
+    if isinstance(data, bytes | bytearray):
+        if code != "B":
+            raise ValueError(f"section {name} is bytes, expected typecode {code}")
+        return len(data), 1, lambda: (data,)
+    if data.typecode == code or (code == "Q" and data.typecode == "I"):
+        if data.typecode == "Q" and (not data or max(data) <= _U32_MAX):
+            return len(data), 4, lambda: _narrowed(data)
+        return len(data), data.itemsize, lambda: (data,)
+    raise ValueError(f"section {name} has typecode {data.typecode}, expected {code}")
+
+
+def _narrowed(values: array) -> Iterable[array]:
+    for start in range(0, len(values), _NARROWING_CHUNK):
+        yield array("I", values[start : start + _NARROWING_CHUNK])
+
+
+def write_sections(out: BinaryIO, sections: Mapping[str, SectionData]) -> int:
+    """Write the sections in the on-disk format (tables.SECTIONS order) to the seekable
+    `out`, from its current position 0; returns the number of bytes written. Only one chunk of
+    a section is copied at a time."""
     count = len(SECTIONS)
-    table_end = _HEADER.size + count * _TABLE_ENTRY.size
-    placements: list[tuple[int, int]] = []
-    pos = _align8(table_end)
-    stored: list[array] = []
-    for name, code in SECTIONS:
-        values = sections[name]
-        if values.typecode != code:
-            raise ValueError(f"section {name} has typecode {values.typecode}, expected {code}")
-        if code == "Q" and (not values or max(values) <= _U32_MAX):
-            values = array("I", values)
-        stored.append(values)
-        nbytes = len(values) * values.itemsize
-        placements.append((pos, nbytes))
+    table = bytearray(count * _TABLE_ENTRY.size)
+    plans: list[tuple[int, Callable[[], Iterable]]] = []
+    pos = _align8(_HEADER.size + len(table))
+    for i, (name, code) in enumerate(SECTIONS):
+        elements, itemsize, chunks = _plan(name, code, sections[name])
+        nbytes = elements * itemsize
+        _TABLE_ENTRY.pack_into(table, i * _TABLE_ENTRY.size, pos, nbytes, itemsize)
+        plans.append((pos, chunks))
         pos = _align8(pos + nbytes)
-    out = bytearray(pos)
-    for i, (values, (offset, nbytes)) in enumerate(zip(stored, placements, strict=True)):
-        if nbytes:
-            out[offset : offset + nbytes] = memoryview(values).cast("B")
-        table_pos = _HEADER.size + i * _TABLE_ENTRY.size
-        _TABLE_ENTRY.pack_into(out, table_pos, offset, nbytes, values.itemsize)
-    crc = zlib.crc32(memoryview(out)[_HEADER.size :])
-    _HEADER.pack_into(out, 0, MAGIC, FORMAT_VERSION, count, crc, 0, pos - _HEADER.size)
-    return out
+    total = pos
+    crc = 0
+    written = _HEADER.size
+    out.write(bytes(_HEADER.size))  # the header, once the checksum is known
+
+    def emit(data: Buffer) -> None:
+        nonlocal crc, written
+        out.write(data)
+        crc = zlib.crc32(data, crc)
+        written += memoryview(data).nbytes
+
+    emit(table)
+    for offset, chunks in plans:
+        if offset > written:
+            emit(bytes(offset - written))
+        for chunk in chunks():
+            if len(chunk):
+                emit(chunk)
+    if total > written:
+        emit(bytes(total - written))
+    out.seek(0)
+    out.write(_HEADER.pack(MAGIC, FORMAT_VERSION, count, crc, 0, total - _HEADER.size))
+    out.seek(total)
+    return total
 
 
 def read_layout(view: memoryview, verify: bool) -> dict[str, memoryview]:

@@ -1,83 +1,80 @@
-"""Breakpad `.sym` parser with BasicSourceLineResolver's semantics (docs/formats/breakpad.md §1).
+"""Breakpad `.sym` parser with BasicSourceLineResolver's semantics (docs/formats/breakpad.md §1),
+streaming.
 
-`SymParser.parse(data)` reads the whole text into `ParsedRecords` (records.py) and returns the
-index sections that builder.py lays out from them; `parse_sym(data)` serializes those as a ready
-SymbolIndex. This module reads records: the common, well-formed shapes of each record go through
-`bytes.split` + `int()` and anything unusual falls back to the exact C-semantics field parsers
-(fields.py, cparse.py), so both give the same answers.
+The text is read `CHUNK_BYTES` at a time (from a file, never mapped, or from bytes), cut at line
+ends and split into runs of one record kind, which bulk.py handles a batch at a time; what it
+does not take goes through the exact parser (exact.py). Records accumulate in flat arrays
+(records.py), so memory stays below the file's size, and builder.py writes the index sections
+from them to a file or to memory.
+
+    parse_sym(data) -> SymbolIndex                 # in memory
+    build_index_file(sym_path, out_path) -> meta   # file to file, bounded memory
 """
+
 from __future__ import annotations
 
+import io
 import mmap
 import re
-from array import array
-from itertools import repeat
-from operator import add, le, sub
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import BinaryIO
 
-from procsupervisor.workers.stackwalker.symbols.builder import build_sections
-from procsupervisor.workers.stackwalker.symbols.containers import range_high
-from procsupervisor.workers.stackwalker.symbols.cparse import (
-    LONG_MAX,
-    U64_MAX,
-    strtol,
-    tokenize,
-    tokenize_partial,
-)
-from procsupervisor.workers.stackwalker.symbols.fields import (
-    HEX_CHARS,
-    exact_line_record,
-    hex_field,
-    long_field,
-    loose_hex,
-    with_optional_m,
-)
+from procsupervisor.workers.stackwalker.symbols.builder import write_index
+from procsupervisor.workers.stackwalker.symbols.bulk import BulkParser, prepared_funcs
+from procsupervisor.workers.stackwalker.symbols.converter import BatchHelper, helper_allowed
+from procsupervisor.workers.stackwalker.symbols.exact import Bail
 from procsupervisor.workers.stackwalker.symbols.index import SymbolIndex
-from procsupervisor.workers.stackwalker.symbols.layout import serialize_sections
 from procsupervisor.workers.stackwalker.symbols.records import ParsedRecords
-from procsupervisor.workers.stackwalker.symbols.tables import NO_STRING
 
-MAX_ERRORS = 100  # Breakpad stops after the 101st counted error
-CHUNK_BYTES = 8 << 20
+CHUNK_BYTES = 1 << 20  # text handled at a time; bounds every per-chunk list and copy
+HELPER_MIN_BYTES = 16 << 20  # from this size a helper process converts line records
+_SCAN_BYTES = 8 << 20
 
-_LINE_RECORD_CHARS = HEX_CHARS + b" "
-# Lines that may be keyword records; every other line is a line record.
-_KEYWORD_LINE = re.compile(rb"^[FSPMI].*$", re.MULTILINE)
-# A run of plain line records. Digit counts are capped so that every value is far below the
-# ULLONG_MAX / LONG_MAX rejections and no range can wrap; longer numbers take the exact path.
-_LINE_RECORD = rb"[0-9a-fA-F]{1,15} [0-9a-fA-F]{1,15} [0-9]{1,18} [0-9]{1,18}"
-_LINE_BLOCK = re.compile(rb"(?:%s\n)*%s" % (_LINE_RECORD, _LINE_RECORD))
-
-NO_FUNC = -1  # no current function: line records are errors
-DROPPED_FUNC = -2  # a FUNC that parsed but was not stored: its records are parsed and lost
+# Where a run of one kind ends: the first line break not followed by a line of that kind. A
+# FUNC run (FUNC, INLINE and line records) ends at the next line another handler takes: any
+# other line inside it is still parsed exactly (bulk.py checks every batch), and finding these
+# few keywords costs less than looking at every line's start.
+_FUNC_RUN_END = re.compile(rb"\n(?:PUBLIC |STACK |FILE |INLINE_ORIGIN |MODULE |INFO )")
+_CFI_RUN_END = re.compile(rb"\n(?!STACK CFI )")
+_WIN_RUN_END = re.compile(rb"\n(?!STACK WIN )")
+_PUBLIC_RUN_END = re.compile(rb"\n(?!PUBLIC )")
+_FILE_RUN_END = re.compile(rb"\n(?!FILE )")
+_ORIGIN_RUN_END = re.compile(rb"\n(?!INLINE_ORIGIN )")
+_HEX_DIGITS = frozenset(b"0123456789abcdefABCDEF")
 
 
 def parse_sym(data: bytes | bytearray | memoryview | mmap.mmap) -> SymbolIndex:
     """Parse `.sym` text (the file's raw bytes, or an mmap of the file) into a ready index."""
-    sections, _meta = SymParser().parse(data)
-    return SymbolIndex.from_buffer(serialize_sections(sections), verify=False)
+    out = io.BytesIO()
+    write_index(SymParser().parse_bytes(data), out)
+    return SymbolIndex.from_buffer(out.getvalue(), verify=False)
 
 
-class _Bail(Exception):
-    """Raised internally after the 101st counted error."""
+def build_index_file(sym_path: Path, out_path: Path) -> dict:
+    """Index the `.sym` file at `sym_path` into a new file `out_path`; returns the metadata
+    stored with it ({"module": ..., "stats": ...}). Memory stays below the `.sym` file's size
+    plus a few MiB: the file is read in chunks and the index is written section by section."""
+    out_path = Path(out_path)
+    with Path(sym_path).open("rb") as handle:
+        records = SymParser(spill_dir=str(out_path.parent)).parse_file(handle)
+    with out_path.open("wb") as out:
+        return write_index(records, out)
 
 
-class SymParser:
-    """One-shot parser: `SymParser().parse(data)` -> (index sections, metadata dict)."""
+def load_sym_file(path: Path) -> SymbolIndex:
+    """Parse a `.sym` file into an index held in memory."""
+    with Path(path).open("rb") as handle:
+        records = SymParser().parse_file(handle)
+    out = io.BytesIO()
+    write_index(records, out)
+    return SymbolIndex.from_buffer(out.getvalue(), verify=False)
 
-    def __init__(self) -> None:
-        self.records = ParsedRecords()
-        self.stats = self.records.stats
-        # the FUNC that line and INLINE records belong to: a record number, NO_FUNC or
-        # DROPPED_FUNC; its highest line address so far; its current INLINE nesting level
-        self._cur = NO_FUNC
-        self._cur_last_high = -1
-        self._cur_inline_level = 0
 
-    # ---- driver -------------------------------------------------------------------------
+class SymParser(BulkParser):
+    """One-shot parser: `SymParser().parse_bytes(data)` or `.parse_file(handle)` -> records."""
 
-    def parse(
-        self, data: bytes | bytearray | memoryview | mmap.mmap
-    ) -> tuple[dict[str, array], dict]:
+    def parse_bytes(self, data: bytes | bytearray | memoryview | mmap.mmap) -> ParsedRecords:
         if isinstance(data, (memoryview, bytearray)):
             data = bytes(data)  # an mmap.mmap is used in place: its slices are bytes
         end = data.find(b"\xff")
@@ -86,398 +83,119 @@ class SymParser:
         while end > 0 and data[end - 1] == 0:
             end -= 1
         has_nul = data.find(b"\x00", 0, end) >= 0
+        step = CHUNK_BYTES
+        return self._parse((data[pos : min(pos + step, end)] for pos in range(0, end, step)),
+                           has_nul)  # fmt: skip
+
+    def parse_file(self, handle: BinaryIO) -> ParsedRecords:
+        """Read a seekable binary file from its start: one pass to find where the text ends
+        (Breakpad stops at the first 0xFF byte and drops trailing NULs), one to parse. A large
+        file's FUNC batches are prepared by a helper process too (converter.py)."""
+        end, has_nul = _text_extent(handle)
+        handle.seek(0)
+        if end < HELPER_MIN_BYTES or self.converter is not None or not helper_allowed():
+            return self._parse(_read_blocks(handle, end), has_nul)
+        self.converter = BatchHelper(prepared_funcs)
+        try:
+            return self._parse(_read_blocks(handle, end), has_nul)
+        finally:
+            self.converter.close()
+            self.converter = None
+
+    def _parse(self, blocks: Iterable[bytes], has_nul: bool) -> ParsedRecords:
         try:
             if has_nul:
                 self._error()
-            pos = 0
-            while pos < end:
-                cut = self._chunk_end(data, pos, end)
-                chunk = data[pos:cut]
-                pos = cut
-                if has_nul:
-                    chunk = chunk.replace(b"\x00", b"_")
-                if b"\r" in chunk:
-                    chunk = chunk.replace(b"\r", b"\n")
-                self._feed(chunk)
-        except _Bail:
-            self.stats.truncated = True
-        return build_sections(self.records)
-
-    @staticmethod
-    def _chunk_end(data: bytes | bytearray, pos: int, end: int) -> int:
-        limit = pos + CHUNK_BYTES
-        if limit >= end:
-            return end
-        cut = max(data.rfind(b"\n", pos, limit), data.rfind(b"\r", pos, limit))
-        if cut < 0:
-            nl = [i for i in (data.find(b"\n", limit, end), data.find(b"\r", limit, end)) if i >= 0]
-            return min(nl) + 1 if nl else end
-        return cut + 1
-
-    def _error(self) -> None:
-        self.stats.errors += 1
-        if self.stats.errors > MAX_ERRORS:
-            raise _Bail
-
-    # ---- the per-line loop --------------------------------------------------------------
-
-    def _feed(self, chunk: bytes) -> None:
-        """Keyword lines one by one; the runs of line records between them in bulk."""
-        pos = 0
-        keyword_line = self._keyword_line
-        records = self.records
-        string_ids = records.string_ids
-        intern = records.intern
-        delta_addr = records.delta_addr
-        delta_rules = records.delta_rules
-        for match in _KEYWORD_LINE.finditer(chunk):
-            start = match.start()
-            if start > pos:
-                self._line_block(chunk[pos:start])
-            pos = match.end() + 1  # past the keyword line's newline
-            line = match.group()
-            if line.startswith(b"STACK CFI "):
-                # the bulk of a large file's keyword lines: plain deltas are handled inline
-                parts = line.split(b" ", 3)
-                address = parts[2]
-                if (
-                    len(parts) == 4
-                    and parts[3]
-                    and address
-                    and len(address) <= 16
-                    and not address.translate(None, HEX_CHARS)
-                ):
-                    rules = parts[3]
-                    sid = string_ids.get(rules)
-                    delta_addr.append(int(address, 16))
-                    delta_rules.append(intern(rules) if sid is None else sid)
+            carry = b""
+            for block in blocks:
+                text = carry + block if carry else block
+                cut = max(text.rfind(b"\n"), text.rfind(b"\r")) + 1
+                if not cut:
+                    carry = text
                     continue
-            if not keyword_line(line):
-                self._line_records([line])
-        if pos < len(chunk):
-            self._line_block(chunk[pos:])
+                carry = text[cut:]
+                self._feed(_normalized(text[:cut] if carry else text, has_nul))
+            if carry:
+                self._feed(_normalized(carry + b"\n", has_nul))
+        except Bail:
+            self.stats.truncated = True
+        return self.records
 
-    def _line_block(self, block: bytes) -> None:
-        body = block.strip(b"\n")
-        if not body:
-            return
-        cur = self._cur
-        if cur == NO_FUNC or _LINE_BLOCK.fullmatch(body) is None:
-            self._line_records(body.split(b"\n"))
-            return
-        if cur < 0:
-            return  # well-formed records of a FUNC that was not stored: nothing to keep
-        tokens = body.replace(b"\n", b" ").split(b" ")
-        bases = list(map(int, tokens[0::4], repeat(16)))
-        sizes = list(map(int, tokens[1::4], repeat(16)))
-        numbers = list(map(int, tokens[2::4]))
-        file_ids = list(map(int, tokens[3::4]))
-        ends = list(map(add, bases, sizes))
-        if 0 in sizes or bases[0] <= self._cur_last_high or not all(map(le, ends[:-1], bases[1:])):
-            self._line_records(body.split(b"\n"))
-            return
-        records = self.records
-        records.line_base.extend(bases)
-        records.line_high.extend(map(sub, ends, repeat(1)))
-        records.line_number.extend(numbers)
-        records.line_file.extend(file_ids)
-        self._cur_last_high = ends[-1] - 1
-
-    def _line_records(self, lines: list[bytes]) -> None:
-        """Line records one at a time, with every rule (conflicts, errors)."""
-        record_chars = _LINE_RECORD_CHARS
-        records = self.records
-        line_base = records.line_base
-        line_high = records.line_high
-        line_number = records.line_number
-        line_file = records.line_file
-        cur = self._cur
-        last_high = self._cur_last_high
-        for line in lines:
-            if not line:
+    def _feed(self, text: bytes) -> None:
+        """Whole lines, each ending in LF, split into runs of one kind."""
+        pos = 0
+        size = len(text)
+        while pos < size:
+            first = text[pos]
+            if first == 0x0A:  # an empty line is no record at all
+                pos += 1
                 continue
-            if cur == NO_FUNC:
-                self._error()
-                continue
-            parts = line.split(b" ")
-            if len(parts) == 4 and not line.translate(None, record_chars):
-                try:
-                    base = int(parts[0], 16)
-                    size = int(parts[1], 16)
-                    number = int(parts[2])
-                    file_id = int(parts[3])
-                except ValueError:
-                    parsed = exact_line_record(line)
-                else:
-                    if (
-                        base < U64_MAX
-                        and size < U64_MAX
-                        and number < LONG_MAX
-                        and file_id < LONG_MAX
-                    ):
-                        parsed = (base, size, number, file_id)
-                    else:
-                        parsed = None
+            handler = None
+            if first == 0x53:  # S
+                if text.startswith(b"STACK CFI ", pos):
+                    handler, run_end = self._cfi_region, _CFI_RUN_END
+                elif text.startswith(b"STACK WIN ", pos):
+                    handler, run_end = self._win_region, _WIN_RUN_END
+            elif first == 0x50:  # P
+                if text.startswith(b"PUBLIC ", pos):
+                    handler, run_end = self._public_region, _PUBLIC_RUN_END
+            elif first == 0x46 and text.startswith(b"FILE ", pos):
+                handler, run_end = self._file_region, _FILE_RUN_END
+            elif first in _HEX_DIGITS or text.startswith(b"INLINE ", pos):
+                handler, run_end = self._func_region, _FUNC_RUN_END
+            elif text.startswith(b"INLINE_ORIGIN ", pos):
+                handler, run_end = self._origin_region, _ORIGIN_RUN_END
+            if handler is None:
+                end = text.index(b"\n", pos) + 1
+                self._exact_feed(text[pos:end])
             else:
-                parsed = exact_line_record(line)
-            if parsed is None:
-                self._error()
-                continue
-            if cur < 0:
-                continue
-            base, size, number, file_id = parsed
-            if size == 0:
-                continue
-            high = base + size - 1
-            if high > U64_MAX:
-                continue
-            if base <= last_high:
-                records.unsorted_line_funcs.add(cur)
-            if high > last_high:
-                last_high = high
-            line_base.append(base)
-            line_high.append(high)
-            line_number.append(number)
-            line_file.append(file_id)
-        self._cur_last_high = last_high
+                found = run_end.search(text, pos)
+                end = found.start() + 1 if found is not None else size
+                handler(text[pos:end])
+            pos = end
 
-    def _keyword_line(self, line: bytes) -> bool:
-        """Handle a keyword record; False if the line is not one (then it is a line record)."""
-        if line.startswith(b"STACK CFI INIT ") and self._stack_cfi_init_fast(line):
-            pass
-        elif line.startswith(b"FUNC "):
-            self._func(line[5:])
-        elif line.startswith(b"STACK "):
-            if not self._stack(line[6:]):
-                self._error()
-        elif line.startswith(b"PUBLIC "):
-            self._cur = NO_FUNC
-            if not self._public(line[7:]):
-                self._error()
-        elif line.startswith(b"FILE "):
-            if not self._file(line[5:]):
-                self._error()
-        elif line.startswith(b"INLINE "):
-            if not self._inline(line[7:]):
-                self.stats.inline_errors += 1
-        elif line.startswith(b"INLINE_ORIGIN "):
-            if not self._inline_origin(line[14:]):
-                self.stats.inline_errors += 1
-        elif line.startswith(b"MODULE "):
-            if self.records.module is None:
-                self._module(line[7:])
-        elif line.startswith(b"INFO "):
-            pass
-        else:
-            return False
-        return True
 
-    # ---- records ------------------------------------------------------------------------
+def _normalized(text: bytes, has_nul: bool) -> bytes:
+    """NULs read as "_" (docs/formats/breakpad.md §1.1) and every CR as a line end: CR LF becomes
+    one LF, since an empty line is no record."""
+    if has_nul:
+        text = text.replace(b"\x00", b"_")
+    if b"\r" in text:
+        text = text.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+    return text
 
-    def _func(self, rest: bytes) -> None:
-        found = with_optional_m(rest, 5)
-        parsed = None
-        if found is not None:
-            multiple, tokens = found
-            base = hex_field(tokens[0])
-            size = hex_field(tokens[1])
-            param = long_field(tokens[2], 16, 0)
-            if base is not None and size is not None and param is not None:
-                parsed = (base, size, param, tokens[3], multiple)
-        if parsed is None:
-            self._cur = NO_FUNC
-            self._error()
+
+def _text_extent(handle: BinaryIO) -> tuple[int, bool]:
+    """(length of the text, whether it holds a NUL): up to the first 0xFF byte, without
+    trailing NULs."""
+    pos = 0
+    text_end = 0
+    first_nul = -1
+    while True:
+        block = handle.read(_SCAN_BYTES)
+        if not block:
+            break
+        stop = block.find(b"\xff")
+        if stop >= 0:
+            block = block[:stop]
+        kept = len(block.rstrip(b"\x00"))
+        if kept:
+            text_end = pos + kept
+        if first_nul < 0:
+            nul = block.find(b"\x00")
+            if nul >= 0:
+                first_nul = pos + nul
+        pos += len(block)
+        if stop >= 0:
+            break
+    return text_end, 0 <= first_nul < text_end
+
+
+def _read_blocks(handle: BinaryIO, end: int) -> Iterator[bytes]:
+    remaining = end
+    while remaining > 0:
+        block = handle.read(min(CHUNK_BYTES, remaining))
+        if not block:
             return
-        base, size, param, name, multiple = parsed
-        self._cur_last_high = -1
-        self._cur_inline_level = 0
-        high = range_high(base, size)
-        records = self.records
-        record = len(records.func_param)
-        if high is None or not records.funcs.store(base, high, record):
-            self._cur = DROPPED_FUNC
-            return
-        self._cur = record
-        records.func_param.append(param)
-        records.func_name.append(records.add_string(name))
-        records.func_flags.append(1 if multiple else 0)
-        records.func_line_lo.append(len(records.line_base))
-
-    def _public(self, rest: bytes) -> bool:
-        found = with_optional_m(rest, 4)
-        if found is None:
-            return False
-        multiple, tokens = found
-        address = hex_field(tokens[0])
-        param = long_field(tokens[1], 16, 0)
-        if address is None or param is None:
-            return False
-        if address == 0:
-            return True
-        publics = self.records.publics
-        if address in publics:
-            return False
-        publics[address] = (param, self.records.add_string(tokens[2]), 1 if multiple else 0)
-        return True
-
-    def _file(self, rest: bytes) -> bool:
-        tokens = tokenize(rest, 2)
-        if tokens is None:
-            return False
-        file_id = long_field(tokens[0], 10, 0)
-        if file_id is None:
-            return False
-        files = self.records.files
-        if file_id not in files:
-            files[file_id] = self.records.intern(tokens[1])
-        return True
-
-    def _module(self, rest: bytes) -> None:
-        tokens = tokenize(rest, 4)
-        if tokens is not None:
-            os_name, arch, debug_id, name = (t.decode("utf-8", "replace") for t in tokens)
-            self.records.module = {"os": os_name, "arch": arch, "debug_id": debug_id, "name": name}
-
-    def _stack(self, rest: bytes) -> bool:
-        start = 0
-        n = len(rest)
-        while start < n and rest[start] == 0x20:
-            start += 1
-        stop = rest.find(b" ", start)
-        if stop < 0:
-            platform, body = rest[start:], b""
-        else:
-            platform, body = rest[start:stop], rest[stop + 1 :]
-        if platform == b"CFI":
-            return self._stack_cfi(body)
-        if platform == b"WIN":
-            return self._stack_win(body)
-        return False
-
-    def _stack_cfi_init_fast(self, line: bytes) -> bool:
-        """A well-formed `STACK CFI INIT` line; False means "use the general path". (Deltas
-        are stored by `_feed` directly, or by the general path when unusual.)"""
-        parts = line.split(b" ", 3)
-        if len(parts) != 4 or not parts[3]:
-            return False
-        init = parts[3].split(b" ", 2)
-        if len(init) != 3 or not init[2] or init[0].translate(None, HEX_CHARS):
-            return False
-        if not init[0] or not init[1] or init[1].translate(None, HEX_CHARS):
-            return False
-        base = int(init[0], 16)
-        high = range_high(base, int(init[1], 16))
-        if base <= U64_MAX and high is not None:
-            self.records.cfi_inits.store(base, high, self.records.intern(init[2]))
-            return True
-        return False
-
-    def _stack_cfi(self, body: bytes) -> bool:
-        first = body.lstrip(b" ").split(b" ", 1)[0]
-        if first == b"INIT":
-            tokens = tokenize(body, 4)
-            if tokens is None:
-                return False
-            base = loose_hex(tokens[1])
-            high = range_high(base, loose_hex(tokens[2]))
-            if high is not None:
-                self.records.cfi_inits.store(base, high, self.records.intern(tokens[3]))
-            return True
-        parts = body.split(b" ", 1)
-        if len(parts) != 2 or not parts[0] or not parts[1]:
-            found = tokenize(body, 2)
-            if found is None:
-                return False
-            parts = found
-        records = self.records
-        records.delta_addr.append(loose_hex(parts[0]))
-        records.delta_rules.append(records.intern(parts[1]))
-        return True
-
-    def _stack_win(self, body: bytes) -> bool:
-        tokens = tokenize(body, 11)
-        if tokens is None:
-            return False
-        # strtol's long result lands in an int: keep the low 32 bits (negative ones end up > 4)
-        win_type = strtol(tokens[0], 16)[0] & 0xFFFFFFFF
-        if win_type > 4:
-            return False
-        base = loose_hex(tokens[1])
-        size = loose_hex(tokens[2])
-        values = [loose_hex(t) & 0xFFFFFFFF for t in tokens[3:9]]
-        has_program = loose_hex(tokens[9]) & 0xFFFFFFFF
-        if has_program:
-            program = self.records.intern(tokens[10])
-            allocates_bp = 0
-        else:
-            program = NO_STRING
-            allocates_bp = 1 if loose_hex(tokens[10]) & 0xFFFFFFFF else 0
-        values.append(allocates_bp)
-        records = self.records
-        record = len(records.win_records)
-        if records.win_maps[win_type].store(base, size, record):
-            records.win_stored += 1
-            if win_type in (0, 4):
-                records.win_records.append((tuple(values), program))
-        return True
-
-    def _inline_origin(self, rest: bytes) -> bool:
-        tokens = tokenize(rest, 2)
-        if tokens is None:
-            return False
-        origin_id = long_field(tokens[0], 10, 0)
-        if origin_id is None:
-            return False
-        remaining = tokens[1]
-        word = remaining.split(b" ", 1)[0]
-        old_syntax = all(0x30 <= ch <= 0x39 or (ch == 0x2D and i == 0) for i, ch in enumerate(word))
-        if old_syntax:
-            split = tokenize(remaining, 2)
-            if split is None or long_field(split[0], 10, -1) is None:
-                return False
-            name = split[1]
-        else:
-            name = remaining
-        origins = self.records.origins
-        if origin_id not in origins:
-            origins[origin_id] = self.records.intern(name)
-        return True
-
-    def _inline(self, rest: bytes) -> bool:
-        tokens = tokenize_partial(rest, 512)
-        assert tokens is not None
-        if len(tokens) < 5:
-            return False
-        new_syntax = len(tokens) % 2 == 0
-        nest = long_field(tokens[0], 10, 0)
-        call_line = long_field(tokens[1], 10, 0)
-        if nest is None or call_line is None:
-            return False
-        index = 2
-        call_file: int | None = None
-        if new_syntax:
-            call_file = long_field(tokens[2], 10, -1)
-            if call_file is None:
-                return False
-            index = 3
-        origin = long_field(tokens[index], 10, 0)
-        if origin is None:
-            return False
-        ranges: list[tuple[int, int]] = []
-        for i in range(index + 1, len(tokens), 2):
-            address = hex_field(tokens[i])
-            size = hex_field(tokens[i + 1])
-            if address is None or size is None:
-                return False
-            ranges.append((address, size))
-        cur = self._cur
-        if cur == NO_FUNC:
-            return False  # the reference binary dereferences a null function here
-        if nest > self._cur_inline_level + 1:
-            return True  # dropped by AppendInline, silently
-        self._cur_inline_level = nest
-        if cur >= 0:
-            records = self.records
-            records.func_inlines.setdefault(cur, []).append((call_line, call_file, origin, ranges))
-            records.inline_records += 1
-        return True
+        remaining -= len(block)
+        yield block

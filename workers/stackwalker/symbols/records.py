@@ -1,8 +1,9 @@
-"""What parsing a `.sym` file keeps: its records in flat arrays, in record order.
+"""What parsing a `.sym` file keeps: its records in flat typed arrays, in record order.
 
-The parser (parser.py) fills a `ParsedRecords`; the builder (builder.py) lays it out as the
-index sections (tables.py). Records are kept in typed arrays, not per-record objects, so a
-large file costs a few bytes per record.
+The parser (parser.py, bulk.py) fills a `ParsedRecords`; the builder (builder.py) lays it out as
+the index sections (tables.py). Nothing here is an object per record, and the line records,
+most of a large file, wait in temporary files (columns.py): parsing a file takes less memory
+than the file's size (docs/architecture.md §9).
 """
 
 from __future__ import annotations
@@ -10,11 +11,15 @@ from __future__ import annotations
 from array import array
 from dataclasses import dataclass, field
 from functools import partial
+from itertools import accumulate
 
+from procsupervisor.workers.stackwalker.symbols.columns import SpillColumn
 from procsupervisor.workers.stackwalker.symbols.containers import ContainedRanges, ExclusiveRanges
 
-# (call line, call file id or None for the old syntax, origin id, [(address, size), ...])
-InlineRecord = tuple[int, int | None, int, list[tuple[int, int]]]
+# The STACK WIN types whose fields are kept (FrameData and FPO); the others only take part in
+# conflicts.
+KEPT_WIN_TYPES = (4, 0)
+WIN_VALUE_COUNT = 7
 
 
 @dataclass
@@ -49,26 +54,56 @@ class ParsedRecords:
     func_param: array = field(default_factory=partial(array, "Q"))
     func_name: array = field(default_factory=partial(array, "I"))
     func_flags: array = field(default_factory=partial(array, "B"))
-    func_line_lo: array = field(default_factory=partial(array, "Q"))  # a FUNC's first line
+    func_line_lo: array = field(default_factory=partial(array, "I"))  # a FUNC's first line
+    func_inline_lo: array = field(default_factory=partial(array, "I"))  # its first INLINE
     unsorted_line_funcs: set[int] = field(default_factory=set)  # FUNCs with overlapping lines
-    func_inlines: dict[int, list[InlineRecord]] = field(default_factory=dict)
-    # line records of stored FUNCs, grouped by function in record order
-    line_base: array = field(default_factory=partial(array, "Q"))
-    line_high: array = field(default_factory=partial(array, "Q"))
-    line_number: array = field(default_factory=partial(array, "Q"))
-    line_file: array = field(default_factory=partial(array, "Q"))
-    publics: dict[int, tuple[int, int, int]] = field(default_factory=dict)  # param, name, flags
+    # line records of stored FUNCs, grouped by function in record order; line_file holds the
+    # FILE ids, resolved to names when the index is laid out. Large ones go to temporary files
+    # in spill_dir (None: the system's temporary directory).
+    spill_dir: str | None = None
+    line_base: SpillColumn = field(init=False)
+    line_high: SpillColumn = field(init=False)
+    line_number: SpillColumn = field(init=False)
+    line_file: SpillColumn = field(init=False)
+    # INLINE records of stored FUNCs in record order (a FUNC's are contiguous); call file -1
+    # for the old syntax; the record's ranges are [range_lo[i], range_lo[i + 1])
+    inline_line: array = field(default_factory=partial(array, "Q"))
+    inline_file: array = field(default_factory=partial(array, "q"))
+    inline_origin: array = field(default_factory=partial(array, "q"))
+    inline_range_lo: array = field(default_factory=lambda: array("I", [0]))
+    inline_range_base: array = field(default_factory=partial(array, "Q"))
+    inline_range_size: array = field(default_factory=partial(array, "Q"))
+    # PUBLIC records in arrival order (addresses unique); `public_seen` is built only once
+    # an address arrives out of order, to find duplicates
+    public_addr: array = field(default_factory=partial(array, "Q"))
+    public_param: array = field(default_factory=partial(array, "Q"))
+    public_name: array = field(default_factory=partial(array, "I"))
+    public_flags: array = field(default_factory=partial(array, "B"))
+    public_seen: set[int] | None = None
     cfi_inits: ExclusiveRanges = field(default_factory=ExclusiveRanges)
     # in record order; a later delta at the same address replaces the earlier one
     delta_addr: array = field(default_factory=partial(array, "Q"))
     delta_rules: array = field(default_factory=partial(array, "I"))
-    # STACK WIN by type; only types 0 (FPO) and 4 (FrameData) keep their fields
+    # STACK WIN by type; types 0 and 4 keep WIN_VALUE_COUNT values and a program per record,
+    # the stored entry being the record's position in win_program
     win_maps: dict[int, ContainedRanges] = field(
         default_factory=lambda: {t: ContainedRanges(allow_equal=False) for t in range(5)}
     )
-    win_records: list[tuple[tuple[int, ...], int]] = field(default_factory=list)
+    win_values: array = field(default_factory=partial(array, "I"))
+    win_program: array = field(default_factory=partial(array, "I"))
     win_stored: int = 0
-    inline_records: int = 0
+    win_other_entries: int = 0  # entry numbers of the types 1-3 ranges (never read)
+
+    def __post_init__(self) -> None:
+        self.line_base = SpillColumn(self.spill_dir)
+        self.line_high = SpillColumn(self.spill_dir)
+        self.line_number = SpillColumn(self.spill_dir)
+        self.line_file = SpillColumn(self.spill_dir)
+
+    def close(self) -> None:
+        """Drop the temporary files of the line records."""
+        for column in (self.line_base, self.line_high, self.line_number, self.line_file):
+            column.close()
 
     def add_string(self, text: bytes) -> int:
         sid = len(self.str_offsets) - 1
@@ -76,9 +111,38 @@ class ParsedRecords:
         self.str_offsets.append(len(self.str_data))
         return sid
 
+    def add_strings(self, texts: list[bytes]) -> int:
+        """Append names in order; returns the id of the first."""
+        first = len(self.str_offsets) - 1
+        self.str_offsets.extend(accumulate(map(len, texts), initial=len(self.str_data)))
+        del self.str_offsets[first + 1]  # accumulate repeats the starting offset
+        self.str_data += b"".join(texts)
+        return first
+
     def intern(self, text: bytes) -> int:
         sid = self.string_ids.get(text)
         if sid is None:
             sid = self.add_string(text)
             self.string_ids[text] = sid
         return sid
+
+    @property
+    def inline_records(self) -> int:
+        return len(self.inline_line)
+
+    def add_public(self, address: int, param: int, name: bytes, multiple: bool) -> bool:
+        """Store a PUBLIC unless its address is taken (then False: a counted error)."""
+        addrs = self.public_addr
+        seen = self.public_seen
+        if seen is None and addrs and address <= addrs[-1]:
+            # the first address out of order; until now each one was above all before it
+            seen = self.public_seen = set(addrs)
+        if seen is not None:
+            if address in seen:
+                return False
+            seen.add(address)
+        addrs.append(address)
+        self.public_param.append(param)
+        self.public_name.append(self.add_string(name))
+        self.public_flags.append(1 if multiple else 0)
+        return True

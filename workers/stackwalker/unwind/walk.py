@@ -37,7 +37,9 @@ _GENERAL_REGISTERS = {
     "arm64": tuple(f"x{i}" for i in range(29)) + ("fp", "lr", "sp", "pc"),
 }  # fmt: skip
 
-MAX_FRAMES = 1024
+# Breakpad's limits (docs/formats/breakpad.md §3.2); the processor passes its own, lower, frame
+# bound.
+MAX_FRAMES = 1 << 20
 MAX_SCANNED_FRAMES = 1 << 14
 _SCANNED_TRUSTS = frozenset({FrameTrust.NONE, FrameTrust.SCAN, FrameTrust.CFI_SCAN})
 
