@@ -240,7 +240,9 @@ def process_minidump(
         key = _stack_key(requesting, _thread_memory(dump, requesting))
         if key is not None:
             walked_stacks.add(key)
-        budget.reserved = max_frames_per_thread
+        # Half the dump's budget at most: with Breakpad's per-thread limit (2^20) reserving a
+        # whole thread's worth would leave nothing for the threads walked before it.
+        budget.reserved = min(max_frames_per_thread, max_total_frames // 2)
     for index, thread in enumerate(kept):
         is_requesting = index == state.requesting_thread
         context = _thread_context(dump, thread, is_requesting, notes)
