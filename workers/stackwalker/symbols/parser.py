@@ -21,9 +21,10 @@ from pathlib import Path
 from typing import BinaryIO
 
 from procsupervisor.workers.stackwalker.symbols.builder import write_index
-from procsupervisor.workers.stackwalker.symbols.bulk import BulkParser, prepared_funcs
+from procsupervisor.workers.stackwalker.symbols.bulk import BulkParser
 from procsupervisor.workers.stackwalker.symbols.converter import BatchHelper, helper_allowed
 from procsupervisor.workers.stackwalker.symbols.exact import Bail
+from procsupervisor.workers.stackwalker.symbols.funcs import prepared_funcs
 from procsupervisor.workers.stackwalker.symbols.index import SymbolIndex
 from procsupervisor.workers.stackwalker.symbols.records import ParsedRecords
 
