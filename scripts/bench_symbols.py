@@ -144,7 +144,8 @@ def _build_in_child(sym_path: Path, index_path: Path, conn: Connection) -> None:
             parse_s, records = timed(lambda: SymParser().parse_file(handle))
         with index_path.open("wb") as out:
             write_s, meta = timed(lambda: write_index(records, out))
-        conn.send((parse_s, write_s, meta["stats"], _peak_rss_mb()))
+        helper_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        conn.send((parse_s, write_s, meta["stats"], _peak_rss_mb(), helper_mb))
     finally:
         conn.close()
 
@@ -201,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
         size = sym_path.stat().st_size
 
         bare_mb = in_fresh_process(_bare_child)
-        parse_s, write_s, stats, peak_mb = in_fresh_process(  # type: ignore[misc]
+        parse_s, write_s, stats, peak_mb, helper_mb = in_fresh_process(  # type: ignore[misc]
             _build_in_child, sym_path, index_path
         )
         cold_s = parse_s + write_s
@@ -212,7 +213,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"cold total (read + parse + write): {cold_s:.2f} s = {size / 1e6 / cold_s:.1f} MB/s")
         print(
             f"peak RSS of the indexing process: {peak_mb:.0f} MiB ="
-            f" {peak_mb * 2**20 / size:.2f} x the .sym (a bare child process: {bare_mb:.0f} MiB)"
+            f" {peak_mb * 2**20 / size:.2f} x the .sym (a bare child process: {bare_mb:.0f} MiB;"
+            f" its helper process: {helper_mb:.0f} MiB)"
         )
         if args.sym is not None:
             with index_path.open("rb") as handle:

@@ -1,9 +1,10 @@
 """Fast paths of the `.sym` parser: runs of same-kind records handled a batch at a time.
 
 A `.sym` file is long runs of one kind (FUNCs with their line records, PUBLIC, STACK CFI, STACK
-WIN, FILE, INLINE_ORIGIN). A batch of FUNCs with their lines, of PUBLICs or of STACK CFI
-records is checked and converted by C-level passes over whole lists (`split`, `map(int, ...)`,
-`max`), and committed only when nothing in it could be an error, a conflict or a silently
+WIN, FILE, INLINE_ORIGIN). A batch of FUNCs with their line and INLINE records is prepared by
+funcs.py (in this process, or for a large file also in a helper process, converter.py) and
+committed here in file order; a batch of PUBLICs or STACK CFI records is checked and converted
+here. Each is committed only when nothing in it could be an error, a conflict or a silently
 dropped record; otherwise the batch goes to the exact parser (exact.py), which the attempt has
 not touched. Other runs go record by record with a short well-formed path and the exact parser
 for the rest. Either way the records, the errors and the order of the strings are the exact
@@ -12,14 +13,11 @@ parser's.
 
 from __future__ import annotations
 
-import re
 from array import array
 from bisect import bisect_right
 from collections import deque
-from collections.abc import Sequence
-from dataclasses import dataclass
-from itertools import accumulate, chain, compress, islice, repeat
-from operator import add, and_, gt, is_, itemgetter, ne, not_, sub
+from itertools import accumulate, compress, islice, repeat
+from operator import add, gt, is_, ne, not_, sub
 from typing import Any
 
 from procsupervisor.workers.stackwalker.symbols.converter import DEPTH, BatchHelper
@@ -27,15 +25,17 @@ from procsupervisor.workers.stackwalker.symbols.cparse import LONG_MAX, U64_MAX
 from procsupervisor.workers.stackwalker.symbols.exact import (
     NO_FUNC,
     ExactParser,
-    FuncFields,
-    parse_func_fields,
 )
 from procsupervisor.workers.stackwalker.symbols.fields import DEC_CHARS, HEX_CHARS
+from procsupervisor.workers.stackwalker.symbols.funcs import (
+    ParsedInlines,
+    PreparedFuncs,
+    prepared_funcs,
+    split_funcs,
+)
 from procsupervisor.workers.stackwalker.symbols.numbers import (
-    LineColumns,
     Unclean,
     hex_column,
-    line_columns,
     record_columns,
 )
 from procsupervisor.workers.stackwalker.symbols.tables import NO_STRING
@@ -44,55 +44,10 @@ from procsupervisor.workers.stackwalker.symbols.tables import NO_STRING
 FUNC_BATCH = 256
 RECORD_BATCH = 4096  # PUBLIC and STACK CFI lines per batch
 _INLINE_CHARS = HEX_CHARS + b" "
-_INLINE_TEXT_CHARS = HEX_CHARS + b" \n"
 AT_HELPER = object()  # a pending batch's columns are being converted by the helper
 # Batches converted here may queue up behind one still at the helper before the parser waits:
 # a busy machine can make the helper the slower of the two.
 MAX_PENDING = 32
-_FUNC_LINE = re.compile(rb"\nFUNC ([^\n]*)(?=\n|$)")
-
-
-@dataclass
-class _PreparedFuncs:
-    """A batch of FUNCs with their line records and INLINE records, checked and converted
-    (by the parser, or by its helper process), waiting to be committed."""
-
-    bases: Sequence[int]
-    highs: Sequence[int]
-    params: Sequence[int]
-    names: list[bytes]
-    flags: bytes
-    inlines: dict[int, list[bytes]]  # FUNC position -> its INLINE records after "INLINE "
-    parsed_inlines: _Inlines | None  # the same, parsed, when all are plain
-    counts: list[int]  # line records per FUNC
-    columns: LineColumns
-
-
-def prepared_funcs(heads: list[bytes], bodies: list[bytes]) -> _PreparedFuncs | None:
-    """FUNC lines without "FUNC ", each with the text after it up to the next FUNC line
-    ("" or LF-led lines), checked, split up and converted; None unless every FUNC will be
-    stored and every line record is plain (then the batch goes to the exact parser). Changes
-    nothing: a helper process runs this as well as the parser. Whether the batch starts above
-    the FUNCs before it is checked when it is committed."""
-    try:
-        bases, highs, params, names, flags = _func_heads(heads, -1)
-        inlines: dict[int, list[bytes]] = {}
-        lines = bodies
-        joined = b"".join(bodies)
-        if b"\nINLINE " in joined:
-            lines = list(bodies)
-            marked = map(bytes.__contains__, lines, repeat(b"\nINLINE "))
-            for k in compress(range(len(lines)), marked):
-                inlines[k], lines[k] = _take_inlines(lines[k])
-            joined = b"".join(lines)
-        counts = list(map(bytes.count, lines, repeat(b"\n")))
-        columns = line_columns(joined[1:], sum(counts))
-    except Unclean:
-        return None
-    parsed_inlines = _parsed_inlines(inlines, len(heads)) if inlines else None
-    return _PreparedFuncs(
-        bases, highs, params, names, flags, inlines, parsed_inlines, counts, columns
-    )
 
 
 class BulkParser(ExactParser):
@@ -109,7 +64,7 @@ class BulkParser(ExactParser):
 
     def _func_region(self, region: bytes) -> None:
         """Lines that are FUNC, INLINE or line records (or start with a hex digit)."""
-        parts = _split_funcs(b"\n" + region[:-1])
+        parts = split_funcs(b"\n" + region[:-1])
         if parts[0]:
             self._exact_feed(parts[0][1:] + b"\n")  # the current FUNC's lines, continued
         heads, bodies = parts[1::2], parts[2::2]
@@ -157,7 +112,7 @@ class BulkParser(ExactParser):
             self._commit_oldest()
 
     def _commit(
-        self, heads: list[bytes], bodies: list[bytes], prepared: _PreparedFuncs | None
+        self, heads: list[bytes], bodies: list[bytes], prepared: PreparedFuncs | None
     ) -> None:
         if prepared is None or prepared.bases[0] <= self.records.funcs.last_high():
             # an error, a conflict or an overlap with the FUNCs before: only the exact parser
@@ -166,7 +121,7 @@ class BulkParser(ExactParser):
         else:
             self._commit_funcs(prepared)
 
-    def _commit_funcs(self, prepared: _PreparedFuncs) -> None:
+    def _commit_funcs(self, prepared: PreparedFuncs) -> None:
         records = self.records
         first_record = len(records.func_param)
         count = len(prepared.counts)
@@ -204,7 +159,7 @@ class BulkParser(ExactParser):
         last_count = counts[-1]
         self._cur_last_high = max(line_highs[len(line_highs) - last_count :]) if last_count else -1
 
-    def _store_inlines(self, parsed: _Inlines) -> None:
+    def _store_inlines(self, parsed: ParsedInlines) -> None:
         """A batch's INLINE records, all plain new-syntax ones that none drops."""
         records = self.records
         first = len(records.inline_line)
@@ -448,86 +403,9 @@ class BulkParser(ExactParser):
             self._line_records([line])
 
 
-def _split_funcs(text: bytes) -> list[bytes]:
-    """[text before the first FUNC line, head, body, head, body, ...]: heads are FUNC lines
-    without "FUNC ", bodies the LF-led lines up to the next FUNC line."""
-    return _FUNC_LINE.split(text)
-
-
 def _without_prefix(region: bytes, prefix: bytes) -> list[bytes]:
     """The lines of `region` (each starting with `prefix`, each ending in LF) without it."""
     return region[len(prefix) : -1].replace(b"\n" + prefix, b"\n").split(b"\n")
-
-
-@dataclass
-class _Inlines:
-    per_func: list[int]  # INLINE records of each FUNC of the batch
-    numbers: list[int]  # nest level, call line, call file, origin of each record
-    range_counts: list[int]
-    ranges: list[int]  # address, size, ... of every record in turn
-
-
-def _parsed_inlines(inlines: dict[int, list[bytes]], count: int) -> _Inlines | None:
-    """The INLINE records of a batch when every one has the new syntax with plain numbers
-    and none is dropped for its nesting (each at most one level below the one before it in
-    its FUNC, level 0 at the FUNC's start); None otherwise (they go one by one)."""
-    texts = [text for group in inlines.values() for text in group]
-    joined = b"\n".join(texts)
-    if (
-        joined.translate(None, _INLINE_TEXT_CHARS)
-        or b"  " in joined
-        or b"\n " in joined
-        or b" \n" in joined
-        or joined[:1] == b" "
-        or joined[-1:] == b" "
-    ):
-        return None
-    fields = list(map(bytes.split, texts))
-    token_counts = list(map(len, fields))
-    if min(token_counts) < 6 or max(token_counts) >= 512 or sum(map(and_, token_counts, repeat(1))):
-        return None
-    try:
-        numbers = list(map(int, chain.from_iterable(map(itemgetter(slice(0, 4)), fields))))
-        ranges = list(
-            map(int, chain.from_iterable(map(itemgetter(slice(4, None)), fields)), repeat(16))
-        )
-    except ValueError:  # a hex letter in a decimal field
-        return None
-    if max(numbers) >= LONG_MAX or max(ranges) >= U64_MAX:
-        return None
-    per_func = [0] * count
-    levels_before: list[int] = []  # the nesting level each record follows
-    first = 0
-    for k, group in inlines.items():
-        per_func[k] = len(group)
-        levels_before.append(0)
-        levels_before.extend(numbers[4 * first : 4 * (first + len(group) - 1) : 4])
-        first += len(group)
-    if any(map(gt, numbers[0::4], map(add, levels_before, repeat(1)))):
-        return None
-    range_counts = [(tokens - 4) // 2 for tokens in token_counts]
-    return _Inlines(per_func, numbers, range_counts, ranges)
-
-
-def _take_inlines(body: bytes) -> tuple[list[bytes], bytes]:
-    """(the INLINE records' text after "INLINE ", the other lines) of an LF-led body.
-
-    dump_syms writes a FUNC's INLINE records right after it: that leading run is cut off with
-    one `find` per record; INLINE lines anywhere else are picked out line by line."""
-    found = []
-    pos = 0
-    while body.startswith(b"\nINLINE ", pos):
-        end = body.find(b"\n", pos + 1)
-        if end < 0:
-            end = len(body)
-        found.append(body[pos + 8 : end])
-        pos = end
-    rest = body[pos:]
-    if b"\nINLINE " not in rest:
-        return found, rest
-    lines = rest.split(b"\n")
-    found += [line[7:] for line in lines if line.startswith(b"INLINE ")]
-    return found, b"\n".join(line for line in lines if not line.startswith(b"INLINE "))
 
 
 def _wide(values: array | list[int]) -> array | list[int]:
@@ -538,41 +416,5 @@ def _wide(values: array | list[int]) -> array | list[int]:
 def _plain_decimal(token: bytes) -> bool:
     """Digits only, few enough that strtol cannot saturate."""
     return 0 < len(token) <= 18 and not token.translate(None, DEC_CHARS)
-
-
-def _func_heads(
-    heads: list[bytes], last_high: int
-) -> tuple[list[int], list[int], list[int], list[bytes], bytes]:
-    """(bases, inclusive highs, parameter sizes, names, flags) of FUNC lines that are all well
-    formed, non-empty and in address order above `last_high`; Unclean otherwise."""
-    fields = list(map(bytes.split, heads, repeat(b" "), repeat(3)))
-    if len(fields) * 4 == sum(map(len, fields)):
-        base_texts, size_texts, param_texts, names = record_columns(fields, 4)
-        if b"m" in base_texts or b"" in names:
-            parsed: list[FuncFields | None] = [parse_func_fields(head) for head in heads]
-        else:
-            bases = hex_column(base_texts, 16)
-            sizes = hex_column(size_texts, 16)
-            params = hex_column(param_texts, 15)
-            flags = bytes(len(heads))
-            parsed = []
-    else:
-        parsed = [parse_func_fields(head) for head in heads]
-    if parsed:
-        if None in parsed:
-            raise Unclean
-        bases = [p[0] for p in parsed]  # type: ignore[index]
-        sizes = [p[1] for p in parsed]  # type: ignore[index]
-        params = [p[2] for p in parsed]  # type: ignore[index]
-        names = tuple(p[3] for p in parsed)  # type: ignore[index]
-        flags = bytes(p[4] for p in parsed)  # type: ignore[index]
-    if 0 in sizes or max(bases) >= U64_MAX or max(sizes) >= U64_MAX or max(params) >= LONG_MAX:
-        raise Unclean
-    highs = list(map(sub, map(add, bases, sizes), repeat(1)))
-    if max(highs) > U64_MAX or bases[0] <= last_high:
-        raise Unclean
-    if not all(map(gt, islice(bases, 1, None), highs)):
-        raise Unclean  # an overlap drops a FUNC
-    return bases, highs, params, list(names), flags
 
 

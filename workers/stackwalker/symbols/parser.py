@@ -16,14 +16,16 @@ from __future__ import annotations
 import io
 import mmap
 import re
+import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
 from procsupervisor.workers.stackwalker.symbols.builder import write_index
-from procsupervisor.workers.stackwalker.symbols.bulk import BulkParser, prepared_funcs
+from procsupervisor.workers.stackwalker.symbols.bulk import BulkParser
 from procsupervisor.workers.stackwalker.symbols.converter import BatchHelper, helper_allowed
 from procsupervisor.workers.stackwalker.symbols.exact import Bail
+from procsupervisor.workers.stackwalker.symbols.funcs import prepared_funcs
 from procsupervisor.workers.stackwalker.symbols.index import SymbolIndex
 from procsupervisor.workers.stackwalker.symbols.records import ParsedRecords
 
@@ -63,12 +65,14 @@ def build_index_file(sym_path: Path, out_path: Path) -> dict:
 
 
 def load_sym_file(path: Path) -> SymbolIndex:
-    """Parse a `.sym` file into an index held in memory."""
+    """Parse a `.sym` file into an index, built in an unnamed temporary file and mapped: a big
+    file's index never sits in this process's memory whole."""
     with Path(path).open("rb") as handle:
         records = SymParser().parse_file(handle)
-    out = io.BytesIO()
-    write_index(records, out)
-    return SymbolIndex.from_buffer(out.getvalue(), verify=False)
+    with tempfile.TemporaryFile() as out:
+        write_index(records, out)
+        mapped = mmap.mmap(out.fileno(), out.tell(), access=mmap.ACCESS_READ)
+    return SymbolIndex.from_buffer(mapped, verify=False)  # the map outlives the file
 
 
 class SymParser(BulkParser):
