@@ -217,6 +217,13 @@ class CachingSymbolProvider:
                 )
                 self.sink.event("lock_timeouts")
             result = self.filler.fill(key, relpath)
+            if result.outcome in ("built", "shared") and result.loose_index is None:
+                found, index = self._from_store(key, tier="filled")
+                if found:
+                    return index
+                # Another writer's cull took the entry between storing and reading it (a cache
+                # near its size limit): fill once more rather than walk without symbols.
+                result = self.filler.fill(key, relpath)
             return self._filled(key, result)
 
     def _filled(self, key: str, result: FillResult) -> SymbolIndexProtocol | None:
