@@ -231,6 +231,9 @@ def test_cli_submit_dead_letter_and_requeue_dead(
         stack.wait_until(
             lambda: stack.queue_depths().get("deadletter") == 1, 60, "the missing crash dead"
         )
+        # A missing raw crash is dead-lettered on its first attempt (nothing to retry), which
+        # can be before the submitted crash, from the slower normal queue, is saved.
+        stack.wait_until(lambda: stack.pg_ids() == {submitted_id}, 60, "the submitted crash")
         assert stack.pg_ids() == {submitted_id}
 
         # the collector finally stores it; the operator requeues the dead letters

@@ -1,4 +1,5 @@
-"""The control socket (docs/architecture.md §10): a Unix socket, mode 0600, same-uid peers only.
+"""The control socket (docs/architecture.md §10): a Unix socket, mode 0600, peers of the same
+uid (or root) only.
 
 One JSON request line in, one JSON reply line out, then the connection closes. The server side
 is non-blocking and served from the supervisor's event loop; `request` is the client side used by
