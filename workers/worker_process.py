@@ -9,11 +9,9 @@ then opens its own clients (`CrashHandler`) and serves `process` requests until 
 
 from __future__ import annotations
 
-import ctypes
 import json
 import logging
 import os
-import signal
 import socket
 import sys
 from typing import NoReturn
@@ -21,6 +19,7 @@ from typing import NoReturn
 from procsupervisor import __version__
 from procsupervisor.backends import load_class
 from procsupervisor.config import Config
+from procsupervisor.forked_child import detach_from_supervisor
 from procsupervisor.logs import set_level
 from procsupervisor.metrics import batched
 from procsupervisor.protocol import BlockingChannel, Progress, Ready, StopRequest
@@ -28,25 +27,13 @@ from procsupervisor.workers.crash_handler import CrashHandler
 
 log = logging.getLogger("procsupervisor.worker")
 
-PR_SET_PDEATHSIG = 1
-# Signals meant for the supervisor that a terminal may also send to the whole process group:
-# a worker ignores them and finishes its crash; the supervisor decides what happens.
-IGNORED_SIGNALS = (
-    signal.SIGINT,
-    signal.SIGQUIT,
-    signal.SIGHUP,
-    signal.SIGTTIN,
-    signal.SIGTTOU,
-    signal.SIGUSR1,
-    signal.SIGUSR2,
-)
 
 
 def worker_main(index: int, sock: socket.socket, config: Config, supervisor_pid: int) -> NoReturn:
     """Entry point in the forked child; never returns."""
     code = 1
     try:
-        _detach_from_supervisor(sock.fileno(), supervisor_pid)
+        detach_from_supervisor(sock.fileno(), supervisor_pid)
         _set_title(index, "starting")
         code = _serve(index, BlockingChannel(sock), config)
     except BaseException:
@@ -61,7 +48,7 @@ def probe_main(sock: socket.socket, config: Config, parent_pid: int) -> NoReturn
     `config`, close it again and report one JSON line, {"ok": true} or the error."""
     reply: dict[str, object] = {"ok": True}
     try:
-        _detach_from_supervisor(sock.fileno(), parent_pid)
+        detach_from_supervisor(sock.fileno(), parent_pid)
         _set_process_title("procsupervisor: worker start check")
         _check_processor_spec(config.supervisor.processor)
         CrashHandler(config).close()
@@ -86,32 +73,7 @@ def _check_processor_spec(spec: str) -> None:
         raise ValueError(f"[supervisor] processor {spec!r} is not a class or function")
 
 
-def _detach_from_supervisor(keep_fd: int, supervisor_pid: int) -> None:
-    signal.set_wakeup_fd(-1)
-    for signum in IGNORED_SIGNALS:
-        signal.signal(signum, signal.SIG_IGN)
-    for signum in (signal.SIGTERM, signal.SIGCHLD):
-        signal.signal(signum, signal.SIG_DFL)
-    # Nothing with a socket crosses a fork: close every inherited descriptor (broker connection,
-    # control socket, other workers' pipes, the supervisor's lock) except stdio and our pipe.
-    # The supervisor's objects stay referenced in this process until os._exit, so none of them
-    # is ever finalized here and closes a descriptor number we reuse.
-    for name in os.listdir("/proc/self/fd") if os.path.isdir("/proc/self/fd") else ():
-        fd = int(name)
-        if fd > 2 and fd != keep_fd:
-            try:
-                os.close(fd)
-            except OSError:
-                pass
-    _die_with_parent(supervisor_pid)
 
-
-def _die_with_parent(supervisor_pid: int) -> None:
-    if sys.platform.startswith("linux"):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    if os.getppid() != supervisor_pid:
-        os._exit(1)  # the supervisor died before PDEATHSIG was armed
 
 
 def _set_title(index: int, state: str) -> None:

@@ -10,19 +10,18 @@ and every backend it was probing counts as unreachable. One child at a time.
 
 from __future__ import annotations
 
-import ctypes
 import json
 import logging
 import os
 import select
 import signal
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NoReturn
 
 from procsupervisor.backends import load_class
+from procsupervisor.forked_child import detach_from_supervisor
 from procsupervisor.health import Health
 
 if TYPE_CHECKING:
@@ -34,9 +33,6 @@ log = logging.getLogger("procsupervisor.supervisor")
 PROBE_ENTRY = "procsupervisor.probes:probe_in_child"
 PROBE_TIMEOUT_S = 30.0
 MAX_RESULT_BYTES = 1 << 20
-PR_SET_PDEATHSIG = 1
-# A terminal's Ctrl-C or a service manager's HUP is for the supervisor, not for its probe.
-IGNORED_SIGNALS = (signal.SIGINT, signal.SIGQUIT, signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU)
 
 
 @dataclass
@@ -184,7 +180,7 @@ def _kill(pid: int) -> None:
 def _run_probe_entry(config: Config, names: list[str] | None, write_fd: int) -> NoReturn:
     # Whatever happens here, the child must never return into the supervisor's loop.
     try:
-        _detach(write_fd)
+        detach_from_supervisor(write_fd)
         entry: Callable[..., object] = load_class(PROBE_ENTRY)
         entry(config, names, write_fd)
     except BaseException:
@@ -193,20 +189,3 @@ def _run_probe_entry(config: Config, names: list[str] | None, write_fd: int) -> 
         os._exit(1)
 
 
-def _detach(keep_fd: int) -> None:
-    """Drop what the child inherited from the supervisor: its signal handling and every
-    descriptor (broker connection, control socket, worker pipes, the data-directory lock)."""
-    signal.set_wakeup_fd(-1)
-    for signum in IGNORED_SIGNALS:
-        signal.signal(signum, signal.SIG_IGN)
-    for signum in (signal.SIGTERM, signal.SIGCHLD):
-        signal.signal(signum, signal.SIG_DFL)
-    for name in os.listdir("/proc/self/fd") if os.path.isdir("/proc/self/fd") else ():
-        fd = int(name)
-        if fd > 2 and fd != keep_fd:
-            try:
-                os.close(fd)
-            except OSError:
-                pass
-    if sys.platform.startswith("linux"):
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
